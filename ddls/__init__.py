@@ -1,0 +1,10 @@
+"""ddls: Discriminator Driven Latent Sampling for trained GANs."""
+from .checkpoint import Model, load_model
+from .driver import RunConfig, SampleResult, sample
+from .energy import LatentEnergy
+from .errors import DDLSError, NonFiniteEnergy
+from .samplers import Info, Sampler, State, make_sampler
+
+__all__ = ["DDLSError", "Info", "LatentEnergy", "Model", "NonFiniteEnergy", "RunConfig", "SampleResult", "Sampler",
+           "State", "load_model", "make_sampler", "sample"]
+__version__ = "0.1.0"

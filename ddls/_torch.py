@@ -1,0 +1,61 @@
+"""Small PyTorch helpers shared by the energy, sampler and trainer."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module | None) -> Iterator[None]:
+    """Eval mode and no parameter gradients inside the block; the previous state is restored."""
+    mods = [m for m in modules if m is not None]
+    training = [m.training for m in mods]
+    params = [(p, p.requires_grad) for m in mods for p in m.parameters()]
+    try:
+        for m in mods:
+            m.eval()
+        for p, _ in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for m, was in zip(mods, training):
+            m.train(was)
+        for p, req in params:
+            p.requires_grad_(req)
+
+
+def derived_seed(seed: int, *keys: int) -> int:
+    """A 63-bit seed mixed from a global seed and keys (chunk index, rank, ...).
+
+    Chunk k of a run always gets the same stream, whoever runs it, so sharding
+    chains across chunks or processes does not change the samples.
+    """
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, *keys]).generate_state(2, np.uint32)
+    return int(state[0]) | (int(state[1] & 0x7FFFFFFF) << 32)
+
+
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """'auto' (or None) picks CUDA when present, else CPU."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        from .errors import DDLSError
+
+        raise DDLSError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        from .errors import DDLSError
+
+        raise DDLSError(f"device {name!r} asked for but no CUDA GPU is available; use --device cpu")
+    return device

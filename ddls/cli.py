@@ -1,0 +1,209 @@
+"""The `ddls` command line: a thin layer over the library."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .errors import DDLSError
+
+POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
+class _Group(click.Group):
+    """User errors from the library become one line and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DDLSError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "DDLS"})
+@click.version_option(package_name="ddls")
+def cli():
+    """Discriminator Driven Latent Sampling: better samples from a trained GAN."""
+
+
+def _echo_err(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _energy_options(f):
+    f = click.option("--temperature", type=POSITIVE, default=1.0, show_default=True,
+                     help="E = -log p0 - d/T; T > 1 trusts the discriminator less.")(f)
+    f = click.option("--sigma", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                     help="Extended latent G(z) + sigma*z' for generators that dropped modes (0: off).")(f)
+    f = click.option("--energy", "energy_kind", default=None,
+                     help="Override the checkpoint's energy kind (gan, wgan, ae).")(f)
+    f = click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")(f)
+    return f
+
+
+def _chain_options(f):
+    f = click.option("--noise-scale", type=click.FloatRange(min=0), default=1.0, show_default=True,
+                     help="Multiplies the Langevin noise sqrt(eps)*n.")(f)
+    f = click.option("--mala", is_flag=True, help="Metropolis-adjusted Langevin (reports acceptance).")(f)
+    f = click.option("--n", "n", type=click.IntRange(min=1), default=5000, show_default=True,
+                     help="Number of chains (samples).")(f)
+    f = click.option("--seed", type=int, default=0, show_default=True)(f)
+    f = click.option("--chunk-size", type=click.IntRange(min=1), default=5000, show_default=True,
+                     help="Chains run at once; bounds memory.")(f)
+    return f
+
+
+def _load(ckpt: str, device: str, temperature: float, sigma: float, energy_kind: str | None):
+    from ._torch import resolve_device
+    from .checkpoint import load_model
+
+    dev = resolve_device(device)
+    model = load_model(ckpt, dev)
+    return model, model.energy(temperature=temperature, sigma=sigma, kind=energy_kind)
+
+
+@cli.command()
+@click.option("--data", required=True, help="2-D target: gmm25, ring8 or swissroll.")
+@click.option("--loss", default="ns", show_default=True, help="ns (non-saturating GAN) or wgan-gp.")
+@click.option("--steps", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Generator steps.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
+@click.option("--z-dim", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--hidden", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--depth", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--lr", type=POSITIVE, default=1e-4, show_default=True)
+@click.option("--n-critic", type=click.IntRange(min=1), default=None, help="Default: the loss's own (5 for wgan-gp).")
+@click.option("--gp-weight", type=click.FloatRange(min=0), default=None, help="Default: the loss's own (10).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Checkpoint to write (.pt).")
+def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_critic, gp_weight, device, out):
+    """Train a GAN on 2-D data and write a DDLS-ready checkpoint."""
+    from ._torch import resolve_device
+    from .data2d import get_dataset
+    from .metrics2d import evaluate
+    from .trainer import TrainConfig, save_trained, train as run_train
+
+    dataset = get_dataset(data)
+    config = TrainConfig(data=data, loss=loss, steps=steps, batch_size=batch_size, z_dim=z_dim, hidden=hidden,
+                         depth=depth, lr_g=lr, lr_d=lr, n_critic=n_critic, gp_weight=gp_weight, seed=seed)
+    t0 = time.perf_counter()
+    trained = run_train(config, dataset.sample, 2, device=resolve_device(device), progress=True)
+    wall = time.perf_counter() - t0
+    from .driver import RunConfig, sample
+    from .energy import LatentEnergy
+
+    energy = LatentEnergy(trained.generator, trained.discriminator, (z_dim,), kind=config.family.energy_kind)
+    metrics = evaluate(sample(energy, RunConfig(n=5000, steps=0, seed=0)).samples.numpy(), dataset)
+    save_trained(out, trained, data=data, extra={"train_seconds": round(wall, 1), "generator_metrics": metrics})
+    _echo_err(f"wrote {out} after {steps} steps in {wall:.0f}s; generator alone on 5000 samples: "
+              + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+
+
+@cli.command()
+@click.option("--ckpt", required=True, help="Checkpoint written by `ddls train`.")
+@click.option("--steps", type=click.IntRange(min=0), default=500, show_default=True, help="Langevin steps (0: generator alone).")
+@click.option("--eps", type=POSITIVE, default=0.01, show_default=True, help="Langevin step size.")
+@click.option("--record-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Keep the samples every k-th step as `trajectory` (0: final only).")
+@click.option("--out", type=click.Path(dir_okay=False), default="samples.npz", show_default=True)
+@_chain_options
+@_energy_options
+def sample(ckpt, steps, eps, record_every, out, noise_scale, mala, n, seed, chunk_size, temperature, sigma,
+           energy_kind, device):
+    """Draw samples with DDLS (Langevin in latent space) and write them as .npz."""
+    from .driver import RunConfig, sample as run_sample
+    from .outputs import write_npz
+
+    model, energy = _load(ckpt, device, temperature, sigma, energy_kind)
+    config = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", eps=eps, noise_scale=noise_scale,
+                       seed=seed, chunk_size=chunk_size, record_every=record_every)
+    t0 = time.perf_counter()
+    result = run_sample(energy, config, progress=True)
+    wall = time.perf_counter() - t0
+    meta = {"ckpt": str(ckpt), "data": model.data, "energy": energy.kind, "temperature": temperature,
+            "sigma": sigma, "run": config.to_dict(), "seconds": round(wall, 3)}
+    write_npz(out, result.arrays(), meta)
+    msg = f"wrote {out}: {n} samples x {steps} steps in {wall:.1f}s"
+    if result.acceptance is not None:
+        msg += f", mean acceptance {float(result.acceptance.mean()):.3f}"
+    _echo_err(msg)
+
+
+@cli.command()
+@click.option("--ckpt", required=True, help="Checkpoint written by `ddls train`.")
+@click.option("--eps", "eps_values", type=POSITIVE, multiple=True, default=(1e-2, 1e-3, 1e-4, 1e-5),
+              show_default=True, help="Step sizes to try (repeat the option).")
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for sweep.csv and sweep.png (default: sweep-<ckpt name>).")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
+@_chain_options
+@_energy_options
+def sweep(ckpt, eps_values, steps, out_dir, as_json, noise_scale, mala, n, seed, chunk_size, temperature, sigma,
+          energy_kind, device):
+    """Compare the generator alone with DDLS at several step sizes (EMD, modes, high-quality %)."""
+    from .data2d import get_dataset
+    from .driver import RunConfig
+    from .metrics2d import evaluate, reference_samples
+    from .outputs import write_csv, write_json
+    from .plots import sweep_figure_2d
+    from .sweep import format_table, sweep as run_sweep
+
+    model, energy = _load(ckpt, device, temperature, sigma, energy_kind)
+    if model.data is None:
+        raise DDLSError(f"{ckpt} does not say which data it was trained on; sweep needs a 2-D ddls checkpoint")
+    dataset = get_dataset(model.data)
+    out = Path(out_dir or f"sweep-{Path(ckpt).stem}")
+    base = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", noise_scale=noise_scale, seed=seed,
+                     chunk_size=chunk_size)
+    rows, samples = run_sweep(energy, base, list(eps_values), lambda x: evaluate(x, dataset), progress=True)
+    write_csv(out / "sweep.csv", rows)
+    write_json(out / "config.json", {"ckpt": str(ckpt), "data": model.data, "temperature": temperature,
+                                     "sigma": sigma, "energy": energy.kind, "run": base.to_dict(), "rows": rows})
+    sweep_figure_2d(rows, samples, reference_samples(dataset, min(n, 5000)), out / "sweep.png",
+                    title=f"{Path(ckpt).name}: {steps} {base.method} steps")
+    if as_json:
+        click.echo(json.dumps(rows))
+    else:
+        cols = ["eps", "steps", "emd", "modes", "hq", "acceptance", "seconds"]
+        click.echo(format_table(rows, cols))
+    _echo_err(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
+
+
+@cli.command("eval")
+@click.option("--samples", "samples_path", required=True, type=click.Path(dir_okay=False),
+              help=".npz written by `ddls sample`.")
+@click.option("--data", default=None, help="2-D target (default: the one recorded in the file).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def eval_cmd(samples_path, data, as_json):
+    """Score 2-D samples: EMD to the target, modes covered, high-quality %."""
+    from .data2d import get_dataset
+    from .metrics2d import evaluate
+    from .samples_file import read_samples
+
+    x, meta = read_samples(samples_path)
+    name = data or meta.get("data")
+    if name is None:
+        raise DDLSError(f"{samples_path} does not record its data; pass --data gmm25|ring8|swissroll")
+    dataset = get_dataset(name)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise DDLSError(f"{samples_path}: samples have shape {x.shape}; 2-D metrics need (N, 2)")
+    metrics = {"data": name, "n": int(len(x)), **evaluate(x, dataset)}
+    if as_json:
+        click.echo(json.dumps(metrics))
+    else:
+        for k, v in metrics.items():
+            click.echo(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+
+
+def main() -> None:
+    cli(prog_name="ddls")
+
+
+if __name__ == "__main__":
+    main()

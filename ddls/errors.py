@@ -1,0 +1,17 @@
+"""Errors a user can cause. The CLI prints them as one line; the library raises them."""
+
+
+class DDLSError(Exception):
+    """A mistake in input (file, option, model) that the user can fix; the message says how."""
+
+
+class NonFiniteEnergy(DDLSError):
+    """Chains whose energy or gradient became NaN or inf."""
+
+    def __init__(self, step: int, chains: list[int], eps: float):
+        self.step, self.chains, self.eps = step, chains, eps
+        shown = ", ".join(str(c) for c in chains[:8]) + (", ..." if len(chains) > 8 else "")
+        super().__init__(
+            f"energy became NaN or inf by step {step} in {len(chains)} chain(s) [{shown}] "
+            f"at eps={eps:g}; try a smaller --eps"
+        )

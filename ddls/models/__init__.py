@@ -1,0 +1,26 @@
+"""Network architectures. Each holds layers and `forward` only; `build` makes one from a JSON spec."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import nn
+
+from ..errors import DDLSError
+from .mlp import MLPDiscriminator, MLPGenerator
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "mlp_g": MLPGenerator,
+    "mlp_d": MLPDiscriminator,
+}
+
+
+def build(spec: dict[str, Any]) -> nn.Module:
+    """`spec` is {'arch': name, **kwargs}, as stored in a ddls checkpoint."""
+    kwargs = dict(spec)
+    arch = kwargs.pop("arch", None)
+    if arch not in ARCHITECTURES:
+        raise DDLSError(f"unknown architecture {arch!r} in checkpoint; known: {', '.join(ARCHITECTURES)}")
+    try:
+        return ARCHITECTURES[arch](**kwargs)
+    except TypeError as exc:
+        raise DDLSError(f"architecture {arch!r} cannot be built from {kwargs}: {exc}") from exc

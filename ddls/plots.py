@@ -1,0 +1,77 @@
+"""Figures people would rather look at than read: sweeps, samples, loss curves."""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .outputs import save_figure
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def sweep_figure_2d(rows: list[dict], samples: list[np.ndarray], reference: np.ndarray,
+                    path: str | os.PathLike, title: str = "") -> None:
+    """Metrics against eps (generator alone as dashed lines) beside a scatter per row."""
+    plt = _pyplot()
+    n = len(rows)
+    cols = min(n, 3)
+    srows = math.ceil(n / cols)
+    fig = plt.figure(figsize=(5 + 3.2 * cols, max(4.0, 3.2 * srows)))
+    grid = fig.add_gridspec(srows, cols + 2)
+    ax = fig.add_subplot(grid[:, :2])
+    sampled = [r for r in rows if r["eps"] is not None]
+    eps = [r["eps"] for r in sampled]
+    base = rows[0]
+    ax.plot(eps, [r["emd"] for r in sampled], "o-", color="C0", label="EMD (DDLS)")
+    ax.axhline(base["emd"], color="C0", ls="--", label="EMD (generator)")
+    ax.set_xscale("log")
+    ax.set_xlabel("eps")
+    ax.set_ylabel("EMD (lower is better)")
+    if base.get("hq") is not None:
+        ax2 = ax.twinx()
+        ax2.plot(eps, [r["hq"] for r in sampled], "s-", color="C1", label="high quality % (DDLS)")
+        ax2.axhline(base["hq"], color="C1", ls="--", label="high quality % (generator)")
+        ax2.set_ylabel("high-quality samples, %")
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="best")
+    else:
+        ax.legend(fontsize=8)
+    ax.set_title(title or "DDLS step-size sweep")
+    lim = np.abs(reference).max() * 1.25
+    for i, (row, x) in enumerate(zip(rows, samples)):
+        sax = fig.add_subplot(grid[i // cols, 2 + i % cols])
+        sax.scatter(reference[:, 0], reference[:, 1], s=1, c="0.8", rasterized=True)
+        sax.scatter(x[:, 0], x[:, 1], s=1, c="C3", alpha=0.5, rasterized=True)
+        label = "generator" if row["eps"] is None else f"eps={row['eps']:g}"
+        sax.set_title(f"{label}\nEMD {row['emd']:.4f}" + (f", HQ {row['hq']:.1f}%" if row.get("hq") is not None else ""),
+                      fontsize=9)
+        sax.set_xlim(-lim, lim)
+        sax.set_ylim(-lim, lim)
+        sax.set_aspect("equal")
+        sax.set_xticks([])
+        sax.set_yticks([])
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+def loss_figure(history: dict[str, list[float]], path: str | os.PathLike, title: str = "") -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key in history:
+        if key != "step":
+            ax.plot(history["step"], history[key], label=key)
+    ax.set_xlabel("step")
+    ax.legend()
+    ax.set_title(title or "training losses")
+    save_figure(path, fig)
+    plt.close(fig)

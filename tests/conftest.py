@@ -1,0 +1,40 @@
+import os
+
+import pytest
+import torch
+from torch import nn
+
+# The device the suite runs on: DDLS_TEST_DEVICE=cuda runs the same tests on a GPU.
+DEVICE = torch.device(os.environ.get("DDLS_TEST_DEVICE", "cpu"))
+
+
+@pytest.fixture
+def device():
+    return DEVICE
+
+
+class Linear(nn.Module):
+    """x -> x @ W.T + b with given weights: a model whose outputs are easy to compute by hand."""
+
+    def __init__(self, weight, bias):
+        super().__init__()
+        weight = torch.as_tensor(weight, dtype=torch.float32)
+        self.lin = nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+            self.lin.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.lin(x)
+
+
+class Quadratic(nn.Module):
+    """d(x) = -0.5 * ||x - c||^2 / s2: a logit peaked at c."""
+
+    def __init__(self, center, s2=1.0):
+        super().__init__()
+        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32))
+        self.s2 = s2
+
+    def forward(self, x):
+        return -0.5 * (x - self.center).pow(2).sum(1) / self.s2

@@ -1,0 +1,86 @@
+"""Losses by hand, and the trainer on tiny models."""
+import math
+
+import pytest
+import torch
+
+from ddls.data2d import get_dataset
+from ddls.errors import DDLSError
+from ddls.losses import gradient_penalty, ns_d_loss, ns_g_loss, wgan_d_loss, wgan_g_loss
+from ddls._torch import make_generator
+from ddls.trainer import TrainConfig, train
+
+from conftest import Linear
+
+
+def test_ns_losses_by_hand():
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 1.0])
+    sig = torch.sigmoid
+    expected_d = -(torch.log(sig(real)).mean() + torch.log(1 - sig(fake)).mean())
+    torch.testing.assert_close(ns_d_loss(real, fake), expected_d)
+    torch.testing.assert_close(ns_g_loss(fake), -torch.log(sig(fake)).mean())
+
+
+def test_wgan_losses_by_hand():
+    real, fake = torch.tensor([2.0, 4.0]), torch.tensor([-1.0, 0.0])
+    assert float(wgan_d_loss(real, fake)) == pytest.approx(-0.5 - 3.0)
+    assert float(wgan_g_loss(fake)) == pytest.approx(0.5)
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    # D(x) = w.x + b has gradient w everywhere: penalty (||w|| - 1)^2 for any interpolate.
+    d = Linear([[3.0, 4.0]], [0.1])
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    gp = gradient_penalty(d, real, fake, make_generator(0))
+    assert float(gp) == pytest.approx((5.0 - 1.0) ** 2)
+
+
+def test_gradient_penalty_works_for_images_of_any_channel_count():
+    for c in (1, 3, 5):
+        d = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(c * 4 * 4, 1))
+        gp = gradient_penalty(d, torch.randn(2, c, 4, 4), torch.randn(2, c, 4, 4), make_generator(0))
+        w = d[1].weight.norm()
+        assert float(gp) == pytest.approx(float((w - 1) ** 2), rel=1e-5)
+
+
+def tiny(loss, **kw):
+    args = dict(data="gmm25", loss=loss, steps=30, batch_size=32, hidden=16, depth=2, seed=0, log_every=10)
+    args.update(kw)
+    return TrainConfig(**args)
+
+
+@pytest.mark.parametrize("loss", ["ns", "wgan-gp"])
+def test_training_is_seeded_and_deterministic(loss):
+    ds = get_dataset("gmm25")
+    a = train(tiny(loss), ds.sample, 2)
+    b = train(tiny(loss), ds.sample, 2)
+    c = train(tiny(loss, seed=1), ds.sample, 2)
+    for (k, va), vb, vc in zip(a.generator.state_dict().items(), b.generator.state_dict().values(),
+                               c.generator.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert any(not torch.equal(va, vc) for va, vc in zip(a.generator.state_dict().values(),
+                                                         c.generator.state_dict().values()))
+    assert a.history["step"] == [10, 20, 30]
+    assert all(math.isfinite(v) for v in a.history["d_loss"] + a.history["g_loss"])
+
+
+def test_discriminator_learns_to_separate():
+    # With the generator frozen (lr_g tiny), the NS discriminator loss must fall below log 4.
+    ds = get_dataset("gmm25")
+    out = train(tiny("ns", steps=300, lr_g=1e-12, lr_d=1e-2, hidden=32, log_every=50), ds.sample, 2)
+    assert out.history["d_loss"][-1] < 0.8 * math.log(4), out.history["d_loss"]
+
+
+def test_training_does_not_touch_global_rng():
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    train(tiny("ns", steps=2), get_dataset("gmm25").sample, 2)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_unknown_loss_and_bad_steps():
+    with pytest.raises(DDLSError, match="unknown loss 'lsgan2'"):
+        tiny("lsgan2")
+    with pytest.raises(DDLSError, match="steps must be >= 1"):
+        tiny("ns", steps=0)
