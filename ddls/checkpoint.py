@@ -112,6 +112,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> M
         raise DDLSError(f"{path}: ddls checkpoint is missing its model description ({exc})") from exc
     _load_state(g, ckpt["generator"], "generator", path)
     _load_state(d, ckpt["discriminator"], "discriminator", path)
-    meta = {"config": json.loads(ckpt.get("config") or "{}"), "step": ckpt.get("step"),
+    meta = {"config": json.loads(ckpt.get("config") or "{}"), "step": ckpt.get("step"), "model": model,
             "extra": json.loads(ckpt.get("extra") or "{}"), "format": FORMAT}
     return Model(g, d, tuple(model["latent_shape"]), model["energy"], model.get("data"), meta).to(device)

@@ -175,6 +175,39 @@ def sweep(ckpt, eps_values, steps, out_dir, as_json, noise_scale, mala, n, seed,
     _echo_err(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
 
 
+@cli.command()
+@click.option("--ckpt", required=True, help="Checkpoint written by `ddls train`.")
+@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Discriminator fine-tuning steps.")
+@click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
+@click.option("--lr", type=POSITIVE, default=1e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Calibrated checkpoint to write.")
+def calibrate(ckpt, steps, batch_size, lr, seed, device, out):
+    """Fine-tune the discriminator as a logistic classifier against the frozen generator."""
+    from ._torch import resolve_device
+    from .calibrate import calibrate as run_calibrate
+    from .checkpoint import load_model, save_ddls
+    from .data2d import get_dataset
+
+    model = load_model(ckpt, resolve_device(device))
+    if model.data is None:
+        raise DDLSError(f"{ckpt} does not say which data it was trained on; calibration needs its data")
+    dataset = get_dataset(model.data)
+    d, losses = run_calibrate(model.generator, model.discriminator, model.latent_shape, dataset.sample,
+                              steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=True)
+    spec = model.meta["model"]
+    extra = dict(model.meta.get("extra") or {})
+    extra["calibration"] = {"from": str(ckpt), "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+                            "energy_before": model.energy_kind, "final_loss": losses[-1]}
+    save_ddls(out, g=model.generator, d=d, g_spec=spec["generator"], d_spec=spec["discriminator"],
+              latent_shape=model.latent_shape, energy_kind="gan", config_json=json.dumps(model.meta["config"]),
+              step=model.meta.get("step") or 0, data=model.data, extra=extra)
+    _echo_err(f"wrote {out}: discriminator fine-tuned for {steps} steps, logistic loss "
+              f"{losses[0]:.3f} -> {losses[-1]:.3f}; energy kind now 'gan'")
+
+
 @cli.command("eval")
 @click.option("--samples", "samples_path", required=True, type=click.Path(dir_okay=False),
               help=".npz written by `ddls sample`.")

@@ -15,6 +15,12 @@ import numpy as np
 from .errors import DDLSError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary path beside `path`; renames it over `path` only if the block succeeds."""
@@ -26,6 +32,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise DDLSError(f"cannot create output folder {parent}: {exc.strerror}") from exc
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, path)
