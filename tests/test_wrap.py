@@ -100,3 +100,15 @@ def test_autoencoder_energy_kind():
         torch.testing.assert_close(e, hand_energy(z, -(ae(g(z)) - g(z)).pow(2).sum(1)))
     with pytest.raises(DDLSError, match="unknown energy kind"):
         ddls.wrap(g, recon, kind="vae")
+
+
+def test_readme_wrapping_example_runs():
+    """The README's "Wrapping your own GAN" snippet works when pasted."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Wrapping your own GAN"):]
+    code = section[section.index("```python") + len("```python"): section.index("```\n", section.index("```python") + 9)]
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["result"].samples.shape == (16, 3, 32, 32)
