@@ -16,12 +16,20 @@ def rand(*shape, scale=None):
     return torch.randn(*shape, generator=GEN) * (scale if scale is not None else 1.0 / math.sqrt(fan_in))
 
 
+def power_vectors(mat, iters=3):
+    """u, v as training leaves them: a few power iterations from random starts (so sigma ~ top singular value)."""
+    u = F.normalize(torch.randn(mat.shape[0], generator=GEN), dim=0)
+    for _ in range(iters):
+        v = F.normalize(mat.t() @ u, dim=0)
+        u = F.normalize(mat @ v, dim=0)
+    return u, v
+
+
 def conv(state, name, c_out, c_in, k, bias=True, sn=None, transposed=False):
     w = rand(c_in, c_out, k, k) if transposed else rand(c_out, c_in, k, k)
     if sn == "torch":  # torch.nn.utils.spectral_norm: weight_orig, weight_u (rows), weight_v (cols)
         state[f"{name}.weight_orig"] = w * 3.0
-        state[f"{name}.weight_u"] = F.normalize(torch.randn(c_out, generator=GEN), dim=0)
-        state[f"{name}.weight_v"] = F.normalize(torch.randn(w[0].numel(), generator=GEN), dim=0)
+        state[f"{name}.weight_u"], state[f"{name}.weight_v"] = power_vectors(w.reshape(c_out, -1))
     elif sn == "mimicry":  # torch-mimicry's own SNConv2d: weight plus sn_u (1, out) and sn_sigma (1,)
         state[f"{name}.weight"] = w * 3.0
         state[f"{name}.sn_u"] = torch.randn(1, c_out, generator=GEN)
@@ -37,8 +45,6 @@ def linear(state, name, f_out, f_in, bias=True, sn=None):
     for suffix in ("weight", "weight_orig"):
         if f"{name}.{suffix}" in state:
             state[f"{name}.{suffix}"] = state[f"{name}.{suffix}"][:, :, 0, 0]
-    if f"{name}.weight_v" in state:
-        state[f"{name}.weight_v"] = state[f"{name}.weight_v"][:f_in]
 
 
 def bn(state, name, c, affine=True):
@@ -252,8 +258,7 @@ def studiogan_pair(z_dim, ch_g, ch_d, num_classes):
     linear(d, "linear1", 1, ch_d, sn="torch")
     if num_classes:  # projection discriminator: a spectrally normalised nn.Embedding
         d["embedding.weight_orig"] = rand(num_classes, ch_d, scale=0.3)
-        d["embedding.weight_u"] = F.normalize(torch.randn(num_classes, generator=GEN), dim=0)
-        d["embedding.weight_v"] = F.normalize(torch.randn(ch_d, generator=GEN), dim=0)
+        d["embedding.weight_u"], d["embedding.weight_v"] = power_vectors(d["embedding.weight_orig"])
     return g, d
 
 
