@@ -3,8 +3,10 @@ from .checkpoint import Model, load_model
 from .driver import RunConfig, SampleResult, sample
 from .energy import LatentEnergy
 from .errors import DDLSError, NonFiniteEnergy
+from .formats import load_any
 from .samplers import Info, Sampler, State, make_sampler
+from .wrap import wrap
 
 __all__ = ["DDLSError", "Info", "LatentEnergy", "Model", "NonFiniteEnergy", "RunConfig", "SampleResult", "Sampler",
-           "State", "load_model", "make_sampler", "sample"]
+           "State", "load_any", "load_model", "make_sampler", "sample", "wrap"]
 __version__ = "0.1.0"

@@ -55,10 +55,22 @@ class Model:
     energy_kind: str
     data: str | None = None
     meta: dict[str, Any] | None = None
+    label: int | None = None  # class for every chain of a conditional model
+    select: Any = None  # picks the score from D's output; see energy.make_selector
+    num_classes: int = 0  # > 0: a conditional model, which needs a label
 
-    def energy(self, *, temperature: float = 1.0, sigma: float = 0.0, kind: str | None = None) -> LatentEnergy:
+    def energy(self, *, temperature: float = 1.0, sigma: float = 0.0, kind: str | None = None,
+               label: int | None = None) -> LatentEnergy:
+        label = self.label if label is None else label
+        if self.num_classes and label is None:
+            raise DDLSError(f"this is a conditional model with {self.num_classes} classes; "
+                            f"give a class label (--label 0..{self.num_classes - 1})")
+        if self.num_classes and not 0 <= label < self.num_classes:
+            raise DDLSError(f"label {label} is out of range for {self.num_classes} classes "
+                            f"(0..{self.num_classes - 1})")
         return LatentEnergy(self.generator, self.discriminator, self.latent_shape,
-                            kind=kind or self.energy_kind, temperature=temperature, sigma=sigma)
+                            kind=kind or self.energy_kind, temperature=temperature, sigma=sigma,
+                            label=label, select=self.select)
 
     def to(self, device: torch.device | str) -> "Model":
         self.generator.to(device)
@@ -86,7 +98,8 @@ def save_ddls(path: str | os.PathLike, *, g: nn.Module, d: nn.Module, g_spec: di
     return write_bytes(path, lambda fh: torch.save(payload, fh))
 
 
-def _load_state(module: nn.Module, state: dict, what: str, path: Path) -> None:
+def load_state(module: nn.Module, state: dict, what: str, path: Path) -> None:
+    """load_state_dict (strict) whose failure is one line naming the file and the first mismatch."""
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:
@@ -97,7 +110,15 @@ def _load_state(module: nn.Module, state: dict, what: str, path: Path) -> None:
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> Model:
     """Load a checkpoint written by `ddls train`."""
     path = Path(path)
-    ckpt = read_checkpoint(path)
+    return model_from_payload(read_checkpoint(path), path).to(device)
+
+
+def is_ddls_payload(ckpt: Any) -> bool:
+    return isinstance(ckpt, dict) and ckpt.get("format") == FORMAT
+
+
+def model_from_payload(ckpt: Any, path: Path) -> Model:
+    """The Model in an already-read `ddls train` checkpoint, on the CPU."""
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         keys = sorted(map(str, ckpt))[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise DDLSError(f"{path} is not a ddls checkpoint (found {keys}); supported: checkpoints "
@@ -110,8 +131,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> M
         g, d = build(model["generator"]), build(model["discriminator"])
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise DDLSError(f"{path}: ddls checkpoint is missing its model description ({exc})") from exc
-    _load_state(g, ckpt["generator"], "generator", path)
-    _load_state(d, ckpt["discriminator"], "discriminator", path)
+    load_state(g, ckpt["generator"], "generator", path)
+    load_state(d, ckpt["discriminator"], "discriminator", path)
     meta = {"config": json.loads(ckpt.get("config") or "{}"), "step": ckpt.get("step"), "model": model,
             "extra": json.loads(ckpt.get("extra") or "{}"), "format": FORMAT}
-    return Model(g, d, tuple(model["latent_shape"]), model["energy"], model.get("data"), meta).to(device)
+    return Model(g, d, tuple(model["latent_shape"]), model["energy"], model.get("data"), meta)

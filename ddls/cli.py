@@ -57,13 +57,18 @@ def _chain_options(f):
     return f
 
 
-def _load(ckpt: str, device: str, temperature: float, sigma: float, energy_kind: str | None):
+def _load(ckpt: str, device: str, temperature: float, sigma: float, energy_kind: str | None,
+          disc: str | None = None, label: int | None = None):
     from ._torch import resolve_device
-    from .checkpoint import load_model
+    from .formats import load_any
 
-    dev = resolve_device(device)
-    model = load_model(ckpt, dev)
+    model = load_any(ckpt, disc, label=label, device=resolve_device(device))
     return model, model.energy(temperature=temperature, sigma=sigma, kind=energy_kind)
+
+
+CKPT_HELP = ("Checkpoint: from `ddls train`, pytorch-gan-collections, torch-mimicry (netG) or StudioGAN "
+             "(model=G-...); see `ddls inspect`.")
+DISC_HELP = "The discriminator file, for libraries that save it apart (torch-mimicry netD, StudioGAN model=D-...)."
 
 
 @cli.command()
@@ -105,7 +110,10 @@ def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_criti
 
 
 @cli.command()
-@click.option("--ckpt", required=True, help="Checkpoint written by `ddls train`.")
+@click.option("--ckpt", required=True, help=CKPT_HELP)
+@click.option("--disc", default=None, help=DISC_HELP)
+@click.option("--label", type=click.IntRange(min=0), default=None,
+              help="Class for every chain of a conditional model: G(z, y), D(x, y).")
 @click.option("--steps", type=click.IntRange(min=0), default=500, show_default=True, help="Langevin steps (0: generator alone).")
 @click.option("--eps", type=POSITIVE, default=0.01, show_default=True, help="Langevin step size.")
 @click.option("--record-every", type=click.IntRange(min=0), default=0, show_default=True,
@@ -113,19 +121,20 @@ def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_criti
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.npz", show_default=True)
 @_chain_options
 @_energy_options
-def sample(ckpt, steps, eps, record_every, out, noise_scale, mala, n, seed, chunk_size, temperature, sigma,
-           energy_kind, device):
+def sample(ckpt, disc, label, steps, eps, record_every, out, noise_scale, mala, n, seed, chunk_size, temperature,
+           sigma, energy_kind, device):
     """Draw samples with DDLS (Langevin in latent space) and write them as .npz."""
     from .driver import RunConfig, sample as run_sample
     from .outputs import write_npz
 
-    model, energy = _load(ckpt, device, temperature, sigma, energy_kind)
+    model, energy = _load(ckpt, device, temperature, sigma, energy_kind, disc, label)
     config = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", eps=eps, noise_scale=noise_scale,
                        seed=seed, chunk_size=chunk_size, record_every=record_every)
     t0 = time.perf_counter()
     result = run_sample(energy, config, progress=True)
     wall = time.perf_counter() - t0
-    meta = {"ckpt": str(ckpt), "data": model.data, "energy": energy.kind, "temperature": temperature,
+    meta = {"ckpt": str(ckpt), "disc": disc, "label": label, "format": (model.meta or {}).get("format"),
+            "data": model.data, "energy": energy.kind, "temperature": temperature,
             "sigma": sigma, "run": config.to_dict(), "seconds": round(wall, 3)}
     write_npz(out, result.arrays(), meta)
     msg = f"wrote {out}: {n} samples x {steps} steps in {wall:.1f}s"
@@ -206,6 +215,22 @@ def calibrate(ckpt, steps, batch_size, lr, seed, device, out):
               step=model.meta.get("step") or 0, data=model.data, extra=extra)
     _echo_err(f"wrote {out}: discriminator fine-tuned for {steps} steps, logistic loss "
               f"{losses[0]:.3f} -> {losses[-1]:.3f}; energy kind now 'gan'")
+
+
+@cli.command()
+@click.option("--ckpt", required=True, help=CKPT_HELP)
+@click.option("--disc", default=None, help=DISC_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def inspect(ckpt, disc, as_json):
+    """Show what a checkpoint holds (format, architecture, latent size, parameters) before a long run."""
+    from .formats import describe, load_any
+
+    info = {"ckpt": str(ckpt), **({"disc": str(disc)} if disc else {}), **describe(load_any(ckpt, disc))}
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        for k, v in info.items():
+            click.echo(f"{k}: {f'{v:,}' if isinstance(v, int) and k.endswith('parameters') else v}")
 
 
 @cli.command("eval")

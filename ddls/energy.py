@@ -9,7 +9,7 @@ which lets chains reach modes the generator dropped (DDLS paper, section 3.3).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -32,9 +32,31 @@ def standard_normal_logpdf(position: Tensor) -> Tensor:
     return -0.5 * position.pow(2).sum(1) - 0.5 * position.shape[1] * LOG_2PI
 
 
+def make_selector(select: str | int | Callable[[Any], Tensor] | None) -> Callable[[Any], Any]:
+    """How to pick the score out of a discriminator's output.
+
+    None: the output itself, or its 'adv_output' entry when it is a dict (StudioGAN);
+    a str: that dict key; an int: that tuple index; a callable: applied to the output.
+    """
+    if callable(select):
+        return select
+    if isinstance(select, (str, int)) and not isinstance(select, bool):
+        def pick(out: Any) -> Any:
+            try:
+                return out[select]
+            except (KeyError, IndexError, TypeError) as exc:
+                raise DDLSError(f"discriminator output has no entry {select!r} ({type(out).__name__}); "
+                                f"pass select= the key or index of the logit") from exc
+        return pick
+    if select is None:
+        return lambda out: out["adv_output"] if isinstance(out, dict) and "adv_output" in out else out
+    raise DDLSError(f"select must be None, a key, an index or a function, got {type(select).__name__}")
+
+
 def _as_batch_vector(out: Tensor, batch: int, what: str) -> Tensor:
     if not isinstance(out, Tensor):
-        raise DDLSError(f"{what} returned {type(out).__name__}, expected a tensor of shape ({batch},)")
+        hint = "; pass select= to pick the logit out of it" if isinstance(out, (dict, tuple, list)) else ""
+        raise DDLSError(f"{what} returned {type(out).__name__}, expected a tensor of shape ({batch},){hint}")
     if out.dim() == 2 and out.shape[1] == 1:
         out = out[:, 0]
     if out.shape != (batch,):
@@ -53,6 +75,8 @@ class LatentEnergy:
     kind: a key of SCORES, how the output becomes a log density ratio.
     temperature: divides the score (T > 1 trusts the discriminator less).
     sigma: > 0 switches on the extended latent G(z) + sigma * z'.
+    label: class of a conditional GAN, the same for every chain: G(z, y) and D(x, y).
+    select: picks the score from D's output (see make_selector): a dict key, a tuple index, a function.
     """
 
     def __init__(
@@ -64,6 +88,8 @@ class LatentEnergy:
         kind: str = "gan",
         temperature: float = 1.0,
         sigma: float = 0.0,
+        label: int | None = None,
+        select: str | int | Callable[[Any], Tensor] | None = None,
     ):
         if kind not in SCORES:
             raise DDLSError(f"unknown energy kind {kind!r}; choose one of {', '.join(sorted(SCORES))}")
@@ -77,6 +103,8 @@ class LatentEnergy:
         self.kind = kind
         self.temperature = float(temperature)
         self.sigma = float(sigma)
+        self.label = None if label is None else int(label)
+        self.select = make_selector(select)
         self.latent_dim = math.prod(self.latent_shape)
         self.sample_shape = self._probe_sample_shape()
         self.dim = self.latent_dim + (math.prod(self.sample_shape) if self.sigma > 0 else 0)
@@ -92,20 +120,32 @@ class LatentEnergy:
     def _probe_sample_shape(self) -> tuple[int, ...]:
         z = torch.zeros(2, *self.latent_shape, device=self.device)
         with torch.no_grad(), frozen(self.generator):
-            x = self.generator(z)
+            x = self._generate(z)
+        if not isinstance(x, Tensor):
+            raise DDLSError(f"generator returned {type(x).__name__}, expected a tensor of samples")
         return tuple(x.shape[1:])
+
+    def _labels(self, batch: int, device: torch.device) -> tuple[Tensor, ...]:
+        # A conditional model gets the chain's class as a second argument; the same class for all chains.
+        if self.label is None:
+            return ()
+        return (torch.full((batch,), self.label, dtype=torch.long, device=device),)
+
+    def _generate(self, z: Tensor) -> Tensor:
+        return self.generator(z, *self._labels(z.shape[0], z.device))
 
     def decode(self, position: Tensor) -> Tensor:
         """Samples for flat latent positions: G(z), or G(z) + sigma * z' when extended."""
         z = position[:, : self.latent_dim].reshape(-1, *self.latent_shape)
-        x = self.generator(z)
+        x = self._generate(z)
         if self.sigma > 0:
             x = x + self.sigma * position[:, self.latent_dim :].reshape(x.shape)
         return x
 
     def score(self, x: Tensor) -> Tensor:
         """Estimated log p_data/p_g at samples x, shape (B,)."""
-        out = _as_batch_vector(self.discriminator(x), x.shape[0], "discriminator")
+        raw = self.discriminator(x, *self._labels(x.shape[0], x.device))
+        out = _as_batch_vector(self.select(raw), x.shape[0], "discriminator")
         return SCORES[self.kind](out)
 
     def __call__(self, position: Tensor) -> Tensor:

@@ -102,7 +102,7 @@ def test_foreign_checkpoint_is_named(tmp_path):
     other = tmp_path / "classifier.pt"
     torch.save({"fc.weight": torch.zeros(10, 4)}, other)
     line = one_line_error(invoke("sample", "--ckpt", other))
-    assert "is not a ddls checkpoint" in line and "fc.weight" in line
+    assert "no checkpoint format ddls knows" in line and "fc.weight" in line and "ddls train" in line
 
 
 @pytest.mark.parametrize("eps", ["0", "-0.1"])

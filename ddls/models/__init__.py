@@ -6,11 +6,17 @@ from typing import Any, Callable
 from torch import nn
 
 from ..errors import DDLSError
+from .cnn32 import CNNDiscriminator32, CNNGenerator32
 from .mlp import MLPDiscriminator, MLPGenerator
+from .resnet32 import ResNetDiscriminator32, ResNetGenerator32
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "mlp_g": MLPGenerator,
     "mlp_d": MLPDiscriminator,
+    "cnn32_g": CNNGenerator32,
+    "cnn32_d": CNNDiscriminator32,
+    "resnet32_g": ResNetGenerator32,
+    "resnet32_d": ResNetDiscriminator32,
 }
 
 
