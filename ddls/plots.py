@@ -26,7 +26,7 @@ def sweep_figure_2d(rows: list[dict], samples: list[np.ndarray], reference: np.n
     cols = min(n, 3)
     srows = math.ceil(n / cols)
     fig = plt.figure(figsize=(5 + 3.2 * cols, max(4.0, 3.2 * srows)))
-    grid = fig.add_gridspec(srows, cols + 2)
+    grid = fig.add_gridspec(srows, cols + 2, wspace=0.45)
     ax = fig.add_subplot(grid[:, :2])
     sampled = [r for r in rows if r["eps"] is not None]
     eps = [r["eps"] for r in sampled]
