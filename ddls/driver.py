@@ -92,7 +92,8 @@ def run_chain(sampler: Sampler, energy: Callable[[Tensor], Tensor], position: Te
     `check_every` steps, at recording and save points and at the end, so the loop never
     waits on the host between them. At a check, `on_nan="stop"` raises NonFiniteEnergy;
     `on_nan="restart"` puts the affected chains back to their state at the previous check
-    and multiplies their eps by RESTART_FACTOR. `save(progress)` is called every
+    and multiplies their eps by RESTART_FACTOR (a restarted chain loses the steps since that
+    check; at the final check it ends at its last finite state). `save(progress)` is called every
     `save_every` steps (after that step's check and record) with what `start` needs.
     """
     if on_nan not in ON_NAN:

@@ -101,6 +101,7 @@ def test_cli_on_nan_stop_and_restart(tmp_path):
     line = r.output.strip().splitlines()[-1]
     assert "NaN or inf" in line and "eps=1e+30" in line and "chain" in line
     assert not out.exists()
-    r = runner.invoke(cli, [*args, "--on-nan", "restart"])
+    # checks come every 50 steps: 11 halvings of 1e30 need 550 steps before the run gives up
+    r = runner.invoke(cli, [*args, "--on-nan", "restart", "--steps", "600"])
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert "after 10 restarts" in r.output.strip().splitlines()[-1] and not out.exists()
