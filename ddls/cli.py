@@ -81,25 +81,49 @@ def _load(ckpt: str, device: str, temperature: float, sigma: float, energy_kind:
 @click.option("--gp-weight", type=click.FloatRange(min=0), default=None, help="Default: the loss's own (10).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Checkpoint to write (.pt).")
-def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_critic, gp_weight, device, out):
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Save progress (weights, optimisers, RNG) to <out>.resume.pt every k steps (0: never).")
+@click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
+def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_critic, gp_weight, device, out,
+          checkpoint_every, resume):
     """Train a GAN on 2-D data and write a DDLS-ready checkpoint."""
     from ._torch import resolve_device
     from .data2d import get_dataset
     from .metrics2d import evaluate
+    from .resume import load_train_progress, resume_path, save_train_progress
     from .trainer import TrainConfig, save_trained, train as run_train
 
     dataset = get_dataset(data)
     config = TrainConfig(data=data, loss=loss, steps=steps, batch_size=batch_size, z_dim=z_dim, hidden=hidden,
                          depth=depth, lr_g=lr, lr_d=lr, n_critic=n_critic, gp_weight=gp_weight, seed=seed)
+    dev = resolve_device(device)
+    state_file = resume_path(out)
+    identity = {"config": json.loads(config.to_json()), "device": str(dev)}
+    start = None
+    if resume and state_file.exists():
+        start = load_train_progress(state_file, identity)
+        _echo_err(f"resuming from {state_file} at step {start.step}")
+    elif resume:
+        _echo_err(f"no {state_file} to resume from; starting from the beginning")
+    elif state_file.exists():
+        raise DDLSError(f"{state_file} holds an interrupted run; add --resume to finish it, "
+                        f"or delete it to start over")
+
+    def save(p):
+        save_train_progress(state_file, identity, p)
+
     t0 = time.perf_counter()
-    trained = run_train(config, dataset.sample, 2, device=resolve_device(device), progress=True)
+    trained = run_train(config, dataset.sample, 2, device=dev, progress=True, start=start,
+                        save=save if checkpoint_every else None, save_every=checkpoint_every)
     wall = time.perf_counter() - t0
     from .driver import RunConfig, sample
     from .energy import LatentEnergy
 
     energy = LatentEnergy(trained.generator, trained.discriminator, (z_dim,), kind=config.family.energy_kind)
     metrics = evaluate(sample(energy, RunConfig(n=5000, steps=0, seed=0)).samples.numpy(), dataset)
-    save_trained(out, trained, data=data, extra={"train_seconds": round(wall, 1), "generator_metrics": metrics})
+    save_trained(out, trained, data=data, extra={"train_seconds": round(wall, 1), "generator_metrics": metrics,
+                                                 "resumed_from_step": start.step if start is not None else None})
+    state_file.unlink(missing_ok=True)
     _echo_err(f"wrote {out} after {steps} steps in {wall:.0f}s; generator alone on 5000 samples: "
               + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
 

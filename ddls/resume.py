@@ -21,6 +21,7 @@ from .driver import ChainProgress, SampleProgress
 from .errors import DDLSError
 from .outputs import write_bytes
 from .samplers import State
+from .trainer import TrainProgress
 
 SAMPLE_FORMAT = "ddls-sample-resume"
 TRAIN_FORMAT = "ddls-train-resume"
@@ -123,6 +124,24 @@ def load_sample_progress(path: str | os.PathLike, identity: dict,
                 restarts=[tuple(r) for r in c["restarts"]])
         return SampleProgress(int(p["chunk"]), list(p["latents"]), list(p["samples"]), list(p["accepts"]),
                               list(p["trajs"]), [tuple(r) for r in p["restarts"]], chain)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DDLSError(f"{path} is an incomplete resume file ({type(exc).__name__}: {exc}); "
+                        f"delete it to start over") from None
+
+
+def save_train_progress(path: str | os.PathLike, identity: dict, progress: TrainProgress) -> None:
+    _write(Path(path), TRAIN_FORMAT, identity, {
+        "step": int(progress.step), "generator": progress.generator, "discriminator": progress.discriminator,
+        "opt_g": progress.opt_g, "opt_d": progress.opt_d, "history": json.dumps(progress.history),
+        "generator_state": _cpu(progress.generator_state)})
+
+
+def load_train_progress(path: str | os.PathLike, identity: dict) -> TrainProgress:
+    path = Path(path)
+    p = _read(path, TRAIN_FORMAT, identity)
+    try:
+        return TrainProgress(int(p["step"]), p["generator"], p["discriminator"], p["opt_g"], p["opt_d"],
+                             json.loads(p["history"]), p["generator_state"])
     except (KeyError, TypeError, ValueError) as exc:
         raise DDLSError(f"{path} is an incomplete resume file ({type(exc).__name__}: {exc}); "
                         f"delete it to start over") from None

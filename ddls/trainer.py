@@ -75,6 +75,19 @@ class Trained:
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
+@dataclass
+class TrainProgress:
+    """A training run after `step` generator steps: enough to continue it exactly."""
+
+    step: int
+    generator: dict  # state dicts
+    discriminator: dict
+    opt_g: dict
+    opt_d: dict
+    history: dict[str, list[float]]
+    generator_state: Tensor  # the data/noise torch.Generator's get_state()
+
+
 def build_models(config: TrainConfig, sample_dim: int) -> tuple[nn.Module, nn.Module, dict, dict]:
     """Networks initialised from the config's seed without touching the global RNG."""
     g_spec, d_spec = config.model_specs(sample_dim)
@@ -85,8 +98,13 @@ def build_models(config: TrainConfig, sample_dim: int) -> tuple[nn.Module, nn.Mo
 
 
 def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tensor], sample_dim: int,
-          *, device: torch.device | str = "cpu", progress: bool = False) -> Trained:
-    """Train from scratch. `draw_real(n, generator)` returns a batch of real samples."""
+          *, device: torch.device | str = "cpu", progress: bool = False, start: TrainProgress | None = None,
+          save: Callable[[TrainProgress], None] | None = None, save_every: int = 0) -> Trained:
+    """Train from scratch, or from `start`. `draw_real(n, generator)` returns a batch of real samples.
+
+    `save(progress)` is called every `save_every` steps; `start=progress` continues such a
+    run and ends, on the same device, with exactly the weights of an uninterrupted one.
+    """
     device = torch.device(device)
     family = config.family
     g, d, g_spec, d_spec = build_models(config, sample_dim)
@@ -95,14 +113,26 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
     opt_d = torch.optim.Adam(d.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
     gen = make_generator(derived_seed(config.seed, 2), device)
     history: dict[str, list[float]] = {"step": [], "d_loss": [], "g_loss": []}
+    done = 0
+    if start is not None:
+        try:
+            g.load_state_dict(start.generator)
+            d.load_state_dict(start.discriminator)
+            opt_g.load_state_dict(start.opt_g)
+            opt_d.load_state_dict(start.opt_d)
+            gen.set_state(start.generator_state)
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise DDLSError(f"saved training progress does not fit this model ({type(exc).__name__})") from None
+        history = {k: list(v) for k, v in start.history.items()}
+        done = start.step
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.steps, desc=f"train {config.loss}", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=config.steps, initial=done, desc=f"train {config.loss}", unit="step", dynamic_ncols=True)
     bs = config.batch_size
     try:
-        for step in range(1, config.steps + 1):
+        for step in range(done + 1, config.steps + 1):
             for _ in range(config.critic_steps):
                 real = draw_real(bs, gen).to(device)
                 with torch.no_grad():
@@ -130,6 +160,9 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
                     bar.set_postfix(d_loss=f"{dl:.3f}", g_loss=f"{gl:.3f}")
             if bar is not None:
                 bar.update()
+            if save is not None and save_every and step % save_every == 0 and step < config.steps:
+                save(TrainProgress(step, g.state_dict(), d.state_dict(), opt_g.state_dict(), opt_d.state_dict(),
+                                   history, gen.get_state()))
     finally:
         if bar is not None:
             bar.close()
