@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -12,6 +13,9 @@ from ._torch import derived_seed, make_generator
 from .errors import DDLSError
 from .losses import LossFamily, get_loss, gradient_penalty
 from .models import build
+
+
+MAX_LR = 1e3
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,10 @@ class TrainConfig:
             raise DDLSError(f"steps must be >= 1, got {self.steps}")
         if self.batch_size < 2:
             raise DDLSError(f"batch size must be >= 2, got {self.batch_size}")
+        for name in ("lr_g", "lr_d"):
+            lr = getattr(self, name)
+            if not 0 < lr <= MAX_LR:  # Adam divides lr by its bias correction: huge values overflow
+                raise DDLSError(f"learning rate must be in (0, {MAX_LR:g}], got {lr}")
 
     @property
     def family(self) -> LossFamily:
@@ -153,6 +161,9 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
                 p.requires_grad_(True)
             if step % config.log_every == 0 or step == config.steps:
                 dl, gl = d_loss.item(), g_loss.item()
+                if not (math.isfinite(dl) and math.isfinite(gl)):
+                    raise DDLSError(f"training diverged by step {step}: d_loss={dl}, g_loss={gl}; "
+                                    f"try a smaller --lr (got {config.lr_g:g})")
                 history["step"].append(step)
                 history["d_loss"].append(dl)
                 history["g_loss"].append(gl)
