@@ -54,6 +54,10 @@ def resolve_device(name: str | None) -> torch.device:
         from .errors import DDLSError
 
         raise DDLSError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from exc
+    if device.type not in ("cpu", "cuda"):
+        from .errors import DDLSError
+
+        raise DDLSError(f"device {name!r} is not supported; use cpu, cuda, cuda:N or auto")
     if device.type == "cuda" and not torch.cuda.is_available():
         from .errors import DDLSError
 

@@ -7,6 +7,8 @@ is 'gan'.
 """
 from __future__ import annotations
 
+import math
+
 import copy
 from typing import Callable
 
@@ -52,4 +54,9 @@ def calibrate(generator: nn.Module, discriminator: nn.Module, latent_shape: tupl
     finally:
         if bar is not None:
             bar.close()
-    return d.eval(), torch.stack(losses).cpu().tolist()
+    history = torch.stack(losses).cpu().tolist()
+    if not all(math.isfinite(v) for v in history):
+        bad = next(i for i, v in enumerate(history) if not math.isfinite(v))
+        raise DDLSError(f"calibration diverged: the loss became {history[bad]} at step {bad + 1}; "
+                        f"try a smaller --lr (got {lr:g})")
+    return d.eval(), history

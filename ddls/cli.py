@@ -86,25 +86,49 @@ DISC_HELP = "The discriminator file, for libraries that save it apart (torch-mim
 @click.option("--gp-weight", type=click.FloatRange(min=0), default=None, help="Default: the loss's own (10).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Checkpoint to write (.pt).")
-def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_critic, gp_weight, device, out):
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Save progress (weights, optimisers, RNG) to <out>.resume.pt every k steps (0: never).")
+@click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
+def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_critic, gp_weight, device, out,
+          checkpoint_every, resume):
     """Train a GAN on 2-D data and write a DDLS-ready checkpoint."""
     from ._torch import resolve_device
     from .data2d import get_dataset
     from .metrics2d import evaluate
+    from .resume import load_train_progress, resume_path, save_train_progress
     from .trainer import TrainConfig, save_trained, train as run_train
 
     dataset = get_dataset(data)
     config = TrainConfig(data=data, loss=loss, steps=steps, batch_size=batch_size, z_dim=z_dim, hidden=hidden,
                          depth=depth, lr_g=lr, lr_d=lr, n_critic=n_critic, gp_weight=gp_weight, seed=seed)
+    dev = resolve_device(device)
+    state_file = resume_path(out)
+    identity = {"config": json.loads(config.to_json()), "device": str(dev)}
+    start = None
+    if resume and state_file.exists():
+        start = load_train_progress(state_file, identity)
+        _echo_err(f"resuming from {state_file} at step {start.step}")
+    elif resume:
+        _echo_err(f"no {state_file} to resume from; starting from the beginning")
+    elif state_file.exists():
+        raise DDLSError(f"{state_file} holds an interrupted run; add --resume to finish it, "
+                        f"or delete it to start over")
+
+    def save(p):
+        save_train_progress(state_file, identity, p)
+
     t0 = time.perf_counter()
-    trained = run_train(config, dataset.sample, 2, device=resolve_device(device), progress=True)
+    trained = run_train(config, dataset.sample, 2, device=dev, progress=True, start=start,
+                        save=save if checkpoint_every else None, save_every=checkpoint_every)
     wall = time.perf_counter() - t0
     from .driver import RunConfig, sample
     from .energy import LatentEnergy
 
     energy = LatentEnergy(trained.generator, trained.discriminator, (z_dim,), kind=config.family.energy_kind)
     metrics = evaluate(sample(energy, RunConfig(n=5000, steps=0, seed=0)).samples.numpy(), dataset)
-    save_trained(out, trained, data=data, extra={"train_seconds": round(wall, 1), "generator_metrics": metrics})
+    save_trained(out, trained, data=data, extra={"train_seconds": round(wall, 1), "generator_metrics": metrics,
+                                                 "resumed_from_step": start.step if start is not None else None})
+    state_file.unlink(missing_ok=True)
     _echo_err(f"wrote {out} after {steps} steps in {wall:.0f}s; generator alone on 5000 samples: "
               + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
 
@@ -119,24 +143,56 @@ def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_criti
 @click.option("--record-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep the samples every k-th step as `trajectory` (0: final only).")
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.npz", show_default=True)
+@click.option("--on-nan", type=click.Choice(["stop", "restart"]), default="stop", show_default=True,
+              help="Chains whose energy turns NaN/inf: stop the run, or restart them from their last "
+                   "finite checked state at half their eps.")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Save progress to <out>.resume.pt every k steps (0: never).")
+@click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
 @_chain_options
 @_energy_options
-def sample(ckpt, disc, label, steps, eps, record_every, out, noise_scale, mala, n, seed, chunk_size, temperature,
-           sigma, energy_kind, device):
+def sample(ckpt, disc, label, steps, eps, record_every, out, on_nan, checkpoint_every, resume, noise_scale, mala, n,
+           seed, chunk_size, temperature, sigma, energy_kind, device):
     """Draw samples with DDLS (Langevin in latent space) and write them as .npz."""
     from .driver import RunConfig, sample as run_sample
     from .outputs import write_npz
+    from .resume import file_digest, load_sample_progress, resume_path, save_sample_progress
 
     model, energy = _load(ckpt, device, temperature, sigma, energy_kind, disc, label)
     config = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", eps=eps, noise_scale=noise_scale,
                        seed=seed, chunk_size=chunk_size, record_every=record_every)
+    state_file = resume_path(out)
+    identity = {"ckpt_sha256": file_digest(ckpt), "disc_sha256": file_digest(disc) if disc else None,
+                "label": label, "energy": energy.kind, "temperature": temperature,
+                "sigma": sigma, "device": str(energy.device), "run": config.to_dict()}
+    progress = None
+    if resume and state_file.exists():
+        progress = load_sample_progress(state_file, identity, energy.device)
+        _echo_err(f"resuming from {state_file}: chunk {progress.chunk + 1}, step "
+                  f"{progress.chain.step if progress.chain is not None else 0}")
+    elif resume:
+        _echo_err(f"no {state_file} to resume from; starting from the beginning")
+    elif state_file.exists():
+        raise DDLSError(f"{state_file} holds an interrupted run; add --resume to finish it, "
+                        f"or delete it to start over")
+
+    def save(p):
+        save_sample_progress(state_file, identity, p)
+
     t0 = time.perf_counter()
-    result = run_sample(energy, config, progress=True)
+    result = run_sample(energy, config, progress=True, on_nan=on_nan, resume=progress,
+                        save=save if checkpoint_every and steps else None, save_every=checkpoint_every)
     wall = time.perf_counter() - t0
     meta = {"ckpt": str(ckpt), "disc": disc, "label": label, "format": (model.meta or {}).get("format"),
             "data": model.data, "energy": energy.kind, "temperature": temperature,
-            "sigma": sigma, "run": config.to_dict(), "seconds": round(wall, 3)}
+            "sigma": sigma, "run": config.to_dict(), "on_nan": on_nan, "resumed": progress is not None,
+            "restarts": [list(r) for r in result.restarts], "seconds": round(wall, 3)}
     write_npz(out, result.arrays(), meta)
+    state_file.unlink(missing_ok=True)
+    if result.restarts:
+        shown = ", ".join(f"chain {c} at step {s} (eps now {e:g})" for c, s, e in result.restarts[:5])
+        more = f" and {len(result.restarts) - 5} more" if len(result.restarts) > 5 else ""
+        _echo_err(f"restarted {len(result.restarts)} diverging chain(s): {shown}{more}; listed in meta['restarts']")
     msg = f"wrote {out}: {n} samples x {steps} steps in {wall:.1f}s"
     if result.acceptance is not None:
         msg += f", mean acceptance {float(result.acceptance.mean()):.3f}"

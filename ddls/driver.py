@@ -7,7 +7,7 @@ or device order runs it, so a run can be split by chunk and stitched back.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -50,6 +50,11 @@ class RunConfig:
         return asdict(self)
 
 
+ON_NAN = ("stop", "restart")
+RESTART_FACTOR = 0.5  # a restarted chain continues at this times its previous eps
+MAX_RESTARTS = 10  # a chain halved this often is given up: the run stops
+
+
 @dataclass
 class ChainRun:
     """What one chunk of chains produced."""
@@ -57,50 +62,111 @@ class ChainRun:
     state: State
     records: list[Tensor] = field(default_factory=list)
     accept_sum: Tensor | None = None
+    restarts: list[tuple[int, int, float]] = field(default_factory=list)  # (chain, step, new eps)
+
+
+@dataclass
+class ChainProgress:
+    """Everything needed to continue a chunk of chains exactly where it stood after `step`."""
+
+    step: int
+    state: State
+    accept_sum: Tensor
+    first_bad: Tensor  # (B,) first step a chain went non-finite since the last check, -1 if none
+    records: list[Tensor]
+    generator_state: Tensor  # torch.Generator.get_state()
+    last_good: State  # the state at the last check, where every chain was finite
+    eps: Tensor | None = None  # (B,) per-chain step sizes once a chain was restarted, else None
+    restarts: list[tuple[int, int, float]] = field(default_factory=list)
 
 
 def run_chain(sampler: Sampler, energy: Callable[[Tensor], Tensor], position: Tensor, *, steps: int,
               generator: torch.Generator, record: Recorder | None = None, record_every: int = 0,
               check_every: int = 50, chain_offset: int = 0,
-              on_step: Callable[[], None] | None = None) -> ChainRun:
-    """Run `steps` kernel steps from `position`.
+              on_step: Callable[[], None] | None = None, on_nan: str = "stop",
+              start: ChainProgress | None = None, save: Callable[[ChainProgress], None] | None = None,
+              save_every: int = 0) -> ChainRun:
+    """Run `steps` kernel steps from `position` (or from `start`, a saved `ChainProgress`).
 
-    Non-finite energies are tracked on the device and checked every `check_every`
-    steps, at recording points and at the end, so the loop never waits on the host.
+    Non-finite energies or gradients are tracked on the device and checked every
+    `check_every` steps, at recording and save points and at the end, so the loop never
+    waits on the host between them. At a check, `on_nan="stop"` raises NonFiniteEnergy;
+    `on_nan="restart"` puts the affected chains back to their state at the previous check
+    and multiplies their eps by RESTART_FACTOR (a restarted chain loses the steps since that
+    check; at the final check it ends at its last finite state). `save(progress)` is called every
+    `save_every` steps (after that step's check and record) with what `start` needs.
     """
-    state = sampler.init(position, energy)
-    first_bad = torch.full(state.energy.shape, -1, dtype=torch.long, device=position.device)
-    accept_sum = torch.zeros_like(state.energy)
-    run = ChainRun(state)
+    if on_nan not in ON_NAN:
+        raise DDLSError(f"on_nan must be one of {', '.join(ON_NAN)}, got {on_nan!r}")
+    if start is None:
+        state = sampler.init(position, energy)
+        first_bad = torch.full(state.energy.shape, -1, dtype=torch.long, device=position.device)
+        accept_sum = torch.zeros_like(state.energy)
+        records: list[Tensor] = []
+        eps: Tensor | None = None
+        restarts: list[tuple[int, int, float]] = []
+        done = 0
+    else:
+        state, first_bad, accept_sum = start.state, start.first_bad.clone(), start.accept_sum.clone()
+        records, eps, restarts, done = list(start.records), start.eps, list(start.restarts), start.step
+        generator.set_state(start.generator_state)
+    last_good = state if start is None else start.last_good
 
     def mark_bad(st: State, step: int) -> None:
         bad = ~torch.isfinite(st.energy) | ~torch.isfinite(st.grad).all(1)
         first_bad.copy_(torch.where(bad & (first_bad < 0), step, first_bad))
 
-    def check(step: int) -> None:
-        if bool((first_bad >= 0).any()):
-            idx = torch.nonzero(first_bad >= 0).flatten()
-            raise NonFiniteEnergy(int(first_bad[idx].min()), [int(i) + chain_offset for i in idx.tolist()],
-                                  sampler.eps)
+    def chain_eps() -> Tensor:
+        return eps if eps is not None else torch.full_like(state.energy, sampler.eps)
 
-    mark_bad(state, 0)
-    check(0)
-    if record is not None and record_every:
-        run.records.append(record(0, state))
-    for i in range(1, steps + 1):
-        state, info = sampler.step(state, energy, generator=generator)
+    def check(step: int) -> None:
+        """Host sync: stop, or restart the chains that went non-finite since the last check."""
+        nonlocal state, eps, last_good
+        bad = first_bad >= 0
+        if bool(bad.any()):
+            idx = torch.nonzero(bad).flatten()
+            when = int(first_bad[idx].min())
+            chains = [int(i) + chain_offset for i in idx.tolist()]
+            now = chain_eps()
+            if on_nan == "stop" or step == 0:
+                raise NonFiniteEnergy(when, chains, float(now[idx].min()))
+            new_eps = torch.where(bad, now * RESTART_FACTOR, now)
+            if float(new_eps[idx].min()) < sampler.eps * RESTART_FACTOR ** MAX_RESTARTS:
+                raise NonFiniteEnergy(when, chains, float(now[idx].min()),
+                                      note=f"after {MAX_RESTARTS} restarts at ever smaller eps")
+            keep = bad[:, None]
+            state = State(torch.where(keep, last_good.position, state.position),
+                          torch.where(bad, last_good.energy, state.energy),
+                          torch.where(keep, last_good.grad, state.grad))
+            restarts.extend((c, int(first_bad[i]), float(new_eps[i])) for c, i in zip(chains, idx.tolist()))
+            eps = new_eps
+            first_bad.fill_(-1)
+        last_good = state
+
+    if start is None:
+        mark_bad(state, 0)
+        check(0)
+        if record is not None and record_every:
+            records.append(record(0, state))
+    for i in range(done + 1, steps + 1):
+        if eps is None:
+            state, info = sampler.step(state, energy, generator=generator)
+        else:
+            state, info = sampler.step(state, energy, generator=generator, eps=eps)
         accept_sum += info.accept_prob
         mark_bad(state, i)
         if on_step is not None:
             on_step()
         recording = record is not None and record_every and i % record_every == 0
-        if recording or i % check_every == 0 or i == steps:
+        saving = save is not None and save_every and i % save_every == 0 and i < steps
+        if recording or saving or i % check_every == 0 or i == steps:
             check(i)
         if recording:
-            run.records.append(record(i, state))
-    run.state = state
-    run.accept_sum = accept_sum
-    return run
+            records.append(record(i, state))
+        if saving:
+            save(ChainProgress(i, state, accept_sum, first_bad, records, generator.get_state(), last_good,
+                               eps, restarts))
+    return ChainRun(state, records, accept_sum, restarts)
 
 
 @dataclass
@@ -111,6 +177,7 @@ class SampleResult:
     trajectory: Tensor | None  # (R, N, *sample_shape) samples every record_every steps
     record_steps: list[int]
     config: RunConfig
+    restarts: list[tuple[int, int, float]] = field(default_factory=list)  # (chain, step, new eps)
 
     def arrays(self) -> dict[str, "object"]:
         out = {"x": self.samples.numpy(), "z": self.latents.numpy()}
@@ -122,12 +189,28 @@ class SampleResult:
         return out
 
 
+@dataclass
+class SampleProgress:
+    """A run of `sample` part-way: chunks before `chunk` are finished, `chain` is chunk `chunk` so far."""
+
+    chunk: int
+    latents: list[Tensor] = field(default_factory=list)  # one per finished chunk, on the CPU
+    samples: list[Tensor] = field(default_factory=list)
+    accepts: list[Tensor] = field(default_factory=list)
+    trajs: list[Tensor] = field(default_factory=list)
+    restarts: list[tuple[int, int, float]] = field(default_factory=list)
+    chain: ChainProgress | None = None  # None: chunk `chunk` has not started
+
+
 def sample(energy: LatentEnergy, config: RunConfig, *, sampler: Sampler | None = None,
-           progress: bool = False) -> SampleResult:
+           progress: bool = False, on_nan: str = "stop", resume: SampleProgress | None = None,
+           save: Callable[[SampleProgress], None] | None = None, save_every: int = 0) -> SampleResult:
     """Draw `config.n` samples: prior latents, then `config.steps` Langevin/MALA steps.
 
     With steps=0 (or no sampler) this is the generator alone, on the same latents
-    that a run with the same seed starts from.
+    that a run with the same seed starts from. `save(progress)` is called every
+    `save_every` steps and after each finished chunk; `resume=progress` continues
+    such a run and gives, on the same device, exactly the samples of an uninterrupted one.
     """
     from .samplers import make_sampler
 
@@ -137,51 +220,65 @@ def sample(energy: LatentEnergy, config: RunConfig, *, sampler: Sampler | None =
         sampler = make_sampler(config.method, config.eps, config.noise_scale)
     device = energy.device
     n_chunks = math.ceil(config.n / config.chunk_size)
+    done = SampleProgress(0) if resume is None else replace(
+        resume, latents=list(resume.latents), samples=list(resume.samples), accepts=list(resume.accepts),
+        trajs=list(resume.trajs), restarts=list(resume.restarts))
+    if not 0 <= done.chunk <= n_chunks:
+        raise DDLSError(f"resume state is at chunk {done.chunk} of a run with {n_chunks} chunks")
     bar = None
     if progress and config.steps > 0:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_chunks * config.steps, desc=f"{config.method} eps={config.eps:g}",
+        started = done.chunk * config.steps + (done.chain.step if done.chain is not None else 0)
+        bar = tqdm(total=n_chunks * config.steps, initial=started, desc=f"{config.method} eps={config.eps:g}",
                    unit="step", leave=False, dynamic_ncols=True)
-    latents, samples, accepts, trajs = [], [], [], []
-    record_steps: list[int] = []
+    record_steps = list(range(0, config.steps + 1, config.record_every)) if config.record_every else []
     try:
         with frozen(*energy.modules()):
-            for k in range(n_chunks):
+            for k in range(done.chunk, n_chunks):
                 size = min(config.chunk_size, config.n - k * config.chunk_size)
                 gen = make_generator(derived_seed(config.seed, k), device)
                 z0 = energy.prior_sample(size, gen)
                 if config.steps == 0:
                     with torch.no_grad():
-                        latents.append(z0.cpu())
-                        samples.append(energy.decode(z0).cpu())
+                        done.latents.append(z0.cpu())
+                        done.samples.append(energy.decode(z0).cpu())
                     continue
 
                 def record(step: int, st: State) -> Tensor:
-                    if k == 0:
-                        record_steps.append(step)
                     with torch.no_grad():
                         return energy.decode(st.position).cpu()
+
+                def save_chain(chain: ChainProgress, k=k) -> None:
+                    done.chunk, done.chain = k, chain
+                    save(done)
 
                 run = run_chain(sampler, energy, z0, steps=config.steps, generator=gen, record=record,
                                 record_every=config.record_every, check_every=config.check_every,
                                 chain_offset=k * config.chunk_size,
-                                on_step=bar.update if bar is not None else None)
-                latents.append(run.state.position.cpu())
+                                on_step=bar.update if bar is not None else None, on_nan=on_nan,
+                                start=done.chain if done.chunk == k else None,
+                                save=save_chain if save is not None else None, save_every=save_every)
+                done.latents.append(run.state.position.cpu())
                 with torch.no_grad():
-                    samples.append(energy.decode(run.state.position).cpu())
+                    done.samples.append(energy.decode(run.state.position).cpu())
                 if sampler.name == "mala":
-                    accepts.append((run.accept_sum / config.steps).cpu())
+                    done.accepts.append((run.accept_sum / config.steps).cpu())
                 if run.records:
-                    trajs.append(torch.stack(run.records))
+                    done.trajs.append(torch.stack(run.records))
+                done.restarts.extend(run.restarts)
+                done.chunk, done.chain = k + 1, None
+                if save is not None and k + 1 < n_chunks:
+                    save(done)
     finally:
         if bar is not None:
             bar.close()
     return SampleResult(
-        latents=torch.cat(latents),
-        samples=torch.cat(samples),
-        acceptance=torch.cat(accepts) if accepts else None,
-        trajectory=torch.cat(trajs, dim=1) if trajs else None,
+        latents=torch.cat(done.latents),
+        samples=torch.cat(done.samples),
+        acceptance=torch.cat(done.accepts) if done.accepts else None,
+        trajectory=torch.cat(done.trajs, dim=1) if done.trajs else None,
         record_steps=record_steps,
         config=config,
+        restarts=done.restarts,
     )

@@ -8,10 +8,11 @@ class DDLSError(Exception):
 class NonFiniteEnergy(DDLSError):
     """Chains whose energy or gradient became NaN or inf."""
 
-    def __init__(self, step: int, chains: list[int], eps: float):
+    def __init__(self, step: int, chains: list[int], eps: float, note: str = ""):
         self.step, self.chains, self.eps = step, chains, eps
         shown = ", ".join(str(c) for c in chains[:8]) + (", ..." if len(chains) > 8 else "")
         super().__init__(
             f"energy became NaN or inf by step {step} in {len(chains)} chain(s) [{shown}] "
-            f"at eps={eps:g}; try a smaller --eps"
+            f"at eps={eps:g}{' ' + note if note else ''}; try a smaller --eps"
+            + ("" if note else " or --on-nan restart")
         )

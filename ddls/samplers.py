@@ -52,13 +52,22 @@ def _check_step(eps: float, noise_scale: float) -> None:
         raise DDLSError(f"noise_scale must be >= 0, got {noise_scale}")
 
 
-def _propose(state: State, eps: float, noise_scale: float, generator: torch.Generator) -> Tensor:
+StepSize = float | Tensor  # one eps for every chain, or a (B,) tensor: one per chain
+
+
+def _per_row(eps: StepSize) -> StepSize:
+    """eps shaped to multiply (B, D) positions."""
+    return eps[:, None] if isinstance(eps, Tensor) else eps
+
+
+def _propose(state: State, eps: StepSize, noise_scale: float, generator: torch.Generator) -> Tensor:
     noise = torch.randn(state.position.shape, generator=generator, device=state.position.device,
                         dtype=state.position.dtype)
-    return state.position - 0.5 * eps * state.grad + (eps**0.5 * noise_scale) * noise
+    e = _per_row(eps)
+    return state.position - 0.5 * e * state.grad + (e**0.5 * noise_scale) * noise
 
 
-def ula_step(state: State, energy: Energy, *, eps: float, noise_scale: float = 1.0,
+def ula_step(state: State, energy: Energy, *, eps: StepSize, noise_scale: float = 1.0,
              generator: torch.Generator) -> tuple[State, Info]:
     """One unadjusted Langevin step (the DDLS update)."""
     proposal = _propose(state, eps, noise_scale, generator)
@@ -67,13 +76,13 @@ def ula_step(state: State, energy: Energy, *, eps: float, noise_scale: float = 1
     return State(proposal, e, g), Info(ones, ones.bool())
 
 
-def _log_q(to: Tensor, frm: State, eps: float, noise_scale: float) -> Tensor:
+def _log_q(to: Tensor, frm: State, eps: StepSize, noise_scale: float) -> Tensor:
     """log density (up to a constant) of proposing `to` from state `frm`."""
-    mean = frm.position - 0.5 * eps * frm.grad
+    mean = frm.position - 0.5 * _per_row(eps) * frm.grad
     return -(to - mean).pow(2).sum(1) / (2 * eps * noise_scale**2)
 
 
-def mala_step(state: State, energy: Energy, *, eps: float, noise_scale: float = 1.0,
+def mala_step(state: State, energy: Energy, *, eps: StepSize, noise_scale: float = 1.0,
               generator: torch.Generator) -> tuple[State, Info]:
     """Langevin proposal plus Metropolis-Hastings correction targeting exp(-E)."""
     if noise_scale == 0:
@@ -94,7 +103,10 @@ def mala_step(state: State, energy: Energy, *, eps: float, noise_scale: float = 
 
 @dataclass(frozen=True)
 class Sampler:
-    """A kernel with its step size bound: `init(position, energy)`, `step(state, energy, generator=)`."""
+    """A kernel with its step size bound: `init(position, energy)`, `step(state, energy, generator=)`.
+
+    `step(..., eps=tensor)` overrides the bound step size with one per chain, shape (B,).
+    """
 
     name: str
     eps: float

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -12,6 +13,9 @@ from ._torch import derived_seed, make_generator
 from .errors import DDLSError
 from .losses import LossFamily, get_loss, gradient_penalty
 from .models import build
+
+
+MAX_LR = 1e3
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,10 @@ class TrainConfig:
             raise DDLSError(f"steps must be >= 1, got {self.steps}")
         if self.batch_size < 2:
             raise DDLSError(f"batch size must be >= 2, got {self.batch_size}")
+        for name in ("lr_g", "lr_d"):
+            lr = getattr(self, name)
+            if not 0 < lr <= MAX_LR:  # Adam divides lr by its bias correction: huge values overflow
+                raise DDLSError(f"learning rate must be in (0, {MAX_LR:g}], got {lr}")
 
     @property
     def family(self) -> LossFamily:
@@ -75,6 +83,19 @@ class Trained:
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
+@dataclass
+class TrainProgress:
+    """A training run after `step` generator steps: enough to continue it exactly."""
+
+    step: int
+    generator: dict  # state dicts
+    discriminator: dict
+    opt_g: dict
+    opt_d: dict
+    history: dict[str, list[float]]
+    generator_state: Tensor  # the data/noise torch.Generator's get_state()
+
+
 def build_models(config: TrainConfig, sample_dim: int) -> tuple[nn.Module, nn.Module, dict, dict]:
     """Networks initialised from the config's seed without touching the global RNG."""
     g_spec, d_spec = config.model_specs(sample_dim)
@@ -85,8 +106,13 @@ def build_models(config: TrainConfig, sample_dim: int) -> tuple[nn.Module, nn.Mo
 
 
 def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tensor], sample_dim: int,
-          *, device: torch.device | str = "cpu", progress: bool = False) -> Trained:
-    """Train from scratch. `draw_real(n, generator)` returns a batch of real samples."""
+          *, device: torch.device | str = "cpu", progress: bool = False, start: TrainProgress | None = None,
+          save: Callable[[TrainProgress], None] | None = None, save_every: int = 0) -> Trained:
+    """Train from scratch, or from `start`. `draw_real(n, generator)` returns a batch of real samples.
+
+    `save(progress)` is called every `save_every` steps; `start=progress` continues such a
+    run and ends, on the same device, with exactly the weights of an uninterrupted one.
+    """
     device = torch.device(device)
     family = config.family
     g, d, g_spec, d_spec = build_models(config, sample_dim)
@@ -95,14 +121,26 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
     opt_d = torch.optim.Adam(d.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
     gen = make_generator(derived_seed(config.seed, 2), device)
     history: dict[str, list[float]] = {"step": [], "d_loss": [], "g_loss": []}
+    done = 0
+    if start is not None:
+        try:
+            g.load_state_dict(start.generator)
+            d.load_state_dict(start.discriminator)
+            opt_g.load_state_dict(start.opt_g)
+            opt_d.load_state_dict(start.opt_d)
+            gen.set_state(start.generator_state)
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise DDLSError(f"saved training progress does not fit this model ({type(exc).__name__})") from None
+        history = {k: list(v) for k, v in start.history.items()}
+        done = start.step
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.steps, desc=f"train {config.loss}", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=config.steps, initial=done, desc=f"train {config.loss}", unit="step", dynamic_ncols=True)
     bs = config.batch_size
     try:
-        for step in range(1, config.steps + 1):
+        for step in range(done + 1, config.steps + 1):
             for _ in range(config.critic_steps):
                 real = draw_real(bs, gen).to(device)
                 with torch.no_grad():
@@ -123,6 +161,9 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
                 p.requires_grad_(True)
             if step % config.log_every == 0 or step == config.steps:
                 dl, gl = d_loss.item(), g_loss.item()
+                if not (math.isfinite(dl) and math.isfinite(gl)):
+                    raise DDLSError(f"training diverged by step {step}: d_loss={dl}, g_loss={gl}; "
+                                    f"try a smaller --lr (got {config.lr_g:g})")
                 history["step"].append(step)
                 history["d_loss"].append(dl)
                 history["g_loss"].append(gl)
@@ -130,6 +171,9 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
                     bar.set_postfix(d_loss=f"{dl:.3f}", g_loss=f"{gl:.3f}")
             if bar is not None:
                 bar.update()
+            if save is not None and save_every and step % save_every == 0 and step < config.steps:
+                save(TrainProgress(step, g.state_dict(), d.state_dict(), opt_g.state_dict(), opt_d.state_dict(),
+                                   history, gen.get_state()))
     finally:
         if bar is not None:
             bar.close()

@@ -1,0 +1,61 @@
+"""A checkpoint from a stranger must never run code: pickle payloads are refused, unexecuted."""
+import subprocess
+import sys
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ddls.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Planted:
+    """Unpickling this calls open(marker, 'w'): the file appears if the payload runs."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def evil(tmp_path):
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "ddls", "generator": Planted(marker)}, path)
+    return path, marker
+
+
+def _one_line_refusal(output):
+    lines = [ln for ln in output.strip().splitlines() if ln.strip()]
+    assert "Traceback" not in output
+    assert len(lines) == 1, output
+    assert "refused" in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", [["sample", "--steps", "1", "--n", "2"], ["calibrate", "--steps", "1"]])
+def test_pickle_payload_is_refused_and_never_runs(evil, tmp_path, command):
+    path, marker = evil
+    out = tmp_path / "out.file"
+    r = CliRunner().invoke(cli, [*command, "--ckpt", str(path), "--out", str(out)])
+    assert r.exit_code == 1, r.output
+    _one_line_refusal(r.output)
+    assert not marker.exists(), "the checkpoint's payload ran"
+    assert not out.exists()
+
+
+def test_pickle_payload_refused_in_a_real_process(evil, tmp_path):
+    """Same through `python -m ddls`: a fresh interpreter, nothing imported in advance."""
+    path, marker = evil
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "ddls", "sample", "--ckpt", str(path), "--steps", "1", "--n", "2",
+                        "--out", str(tmp_path / "s.npz")], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 1, p.stderr
+    _one_line_refusal(p.stderr)
+    assert not marker.exists()
