@@ -200,7 +200,7 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, on_nan, checkpoint_
 
 
 @cli.command()
-@click.option("--ckpt", required=True, help="Checkpoint written by `ddls train`.")
+@click.option("--ckpt", required=True, help="2-D checkpoint written by `ddls train` (or `ddls calibrate`).")
 @click.option("--eps", "eps_values", type=POSITIVE, multiple=True, default=(1e-2, 1e-3, 1e-4, 1e-5),
               show_default=True, help="Step sizes to try (repeat the option).")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
@@ -307,6 +307,9 @@ def eval_cmd(samples_path, data, as_json):
     dataset = get_dataset(name)
     if x.ndim != 2 or x.shape[1] != 2:
         raise DDLSError(f"{samples_path}: samples have shape {x.shape}; 2-D metrics need (N, 2)")
+    bad = int((~np.isfinite(x)).any(axis=1).sum())
+    if bad:
+        raise DDLSError(f"{samples_path}: {bad} of {len(x)} samples are NaN or inf; sample again with a smaller --eps")
     metrics = {"data": name, "n": int(len(x)), **evaluate(x, dataset)}
     if as_json:
         click.echo(json.dumps(metrics))

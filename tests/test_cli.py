@@ -138,3 +138,14 @@ def test_failed_run_keeps_the_previous_output(ckpt, tmp_path):
     one_line_error(invoke("sample", "--ckpt", ckpt, "--eps", 1e6, "--steps", 200, "--n", 5, "--out", out))
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["keep.npz"]
+
+
+def test_eval_refuses_nan_samples(tmp_path):
+    from ddls.outputs import write_npz
+
+    path = tmp_path / "nan.npz"
+    x = np.zeros((10, 2))
+    x[[2, 7], 1] = np.nan
+    write_npz(path, {"x": x}, {"data": "gmm25"})
+    line = one_line_error(invoke("eval", "--samples", path))
+    assert line == f"Error: {path}: 2 of 10 samples are NaN or inf; sample again with a smaller --eps"
