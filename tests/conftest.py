@@ -38,3 +38,8 @@ class Quadratic(nn.Module):
 
     def forward(self, x):
         return -0.5 * (x - self.center).pow(2).sum(1) / self.s2
+
+# Environment for tests that run `python -m ddls` in a child process: this checkout first on the path.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1",
+                  "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}

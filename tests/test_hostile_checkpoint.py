@@ -9,6 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from ddls.cli import cli
+from conftest import SUBPROCESS_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +54,7 @@ def test_pickle_payload_is_refused_and_never_runs(evil, tmp_path, command):
 def test_pickle_payload_refused_in_a_real_process(evil, tmp_path):
     """Same through `python -m ddls`: a fresh interpreter, nothing imported in advance."""
     path, marker = evil
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = SUBPROCESS_ENV
     p = subprocess.run([sys.executable, "-m", "ddls", "sample", "--ckpt", str(path), "--steps", "1", "--n", "2",
                         "--out", str(tmp_path / "s.npz")], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 1, p.stderr

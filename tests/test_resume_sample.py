@@ -12,9 +12,10 @@ import torch
 from click.testing import CliRunner
 
 from ddls.cli import cli
+from conftest import SUBPROCESS_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+ENV = SUBPROCESS_ENV
 RUN = ["--steps", "1500", "--n", "200", "--chunk-size", "100", "--record-every", "100", "--eps", "0.01",
        "--checkpoint-every", "20", "--seed", "3"]
 
