@@ -95,7 +95,7 @@ def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_criti
     from ._torch import resolve_device
     from .data2d import get_dataset
     from .metrics2d import evaluate
-    from .resume import load_train_progress, resume_path, save_train_progress
+    from .resume import load_train_progress, progress_to_resume, resume_path, save_train_progress
     from .trainer import TrainConfig, save_trained, train as run_train
 
     dataset = get_dataset(data)
@@ -104,15 +104,9 @@ def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_criti
     dev = resolve_device(device)
     state_file = resume_path(out)
     identity = {"config": json.loads(config.to_json()), "device": str(dev)}
-    start = None
-    if resume and state_file.exists():
-        start = load_train_progress(state_file, identity)
+    start = progress_to_resume(state_file, resume, lambda f: load_train_progress(f, identity))
+    if start is not None:
         _echo_err(f"resuming from {state_file} at step {start.step}")
-    elif resume:
-        _echo_err(f"no {state_file} to resume from; starting from the beginning")
-    elif state_file.exists():
-        raise DDLSError(f"{state_file} holds an interrupted run; add --resume to finish it, "
-                        f"or delete it to start over")
 
     def save(p):
         save_train_progress(state_file, identity, p)
@@ -156,7 +150,7 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, on_nan, checkpoint_
     """Draw samples with DDLS (Langevin in latent space) and write them as .npz."""
     from .driver import RunConfig, sample as run_sample
     from .outputs import write_npz
-    from .resume import file_digest, load_sample_progress, resume_path, save_sample_progress
+    from .resume import file_digest, load_sample_progress, progress_to_resume, resume_path, save_sample_progress
 
     model, energy = _load(ckpt, device, temperature, sigma, energy_kind, disc, label)
     config = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", eps=eps, noise_scale=noise_scale,
@@ -165,16 +159,10 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, on_nan, checkpoint_
     identity = {"ckpt_sha256": file_digest(ckpt), "disc_sha256": file_digest(disc) if disc else None,
                 "label": label, "energy": energy.kind, "temperature": temperature,
                 "sigma": sigma, "device": str(energy.device), "run": config.to_dict()}
-    progress = None
-    if resume and state_file.exists():
-        progress = load_sample_progress(state_file, identity, energy.device)
+    progress = progress_to_resume(state_file, resume, lambda f: load_sample_progress(f, identity, energy.device))
+    if progress is not None:
         _echo_err(f"resuming from {state_file}: chunk {progress.chunk + 1}, step "
                   f"{progress.chain.step if progress.chain is not None else 0}")
-    elif resume:
-        _echo_err(f"no {state_file} to resume from; starting from the beginning")
-    elif state_file.exists():
-        raise DDLSError(f"{state_file} holds an interrupted run; add --resume to finish it, "
-                        f"or delete it to start over")
 
     def save(p):
         save_sample_progress(state_file, identity, p)

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -145,3 +145,20 @@ def load_train_progress(path: str | os.PathLike, identity: dict) -> TrainProgres
     except (KeyError, TypeError, ValueError) as exc:
         raise DDLSError(f"{path} is an incomplete resume file ({type(exc).__name__}: {exc}); "
                         f"delete it to start over") from None
+
+
+def progress_to_resume(state_file: Path, resume: bool, load: Callable[[Path], Any]) -> Any | None:
+    """What `--resume` continues from: the loaded progress, or None to start afresh.
+
+    Without --resume an existing resume file is refused, so saved work is never overwritten.
+    """
+    if resume and state_file.exists():
+        return load(state_file)
+    if resume:
+        import click
+
+        click.echo(f"no {state_file} to resume from; starting from the beginning", err=True)
+    elif state_file.exists():
+        raise DDLSError(f"{state_file} holds an interrupted run; add --resume to finish it, "
+                        f"or delete it to start over")
+    return None
