@@ -29,6 +29,10 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise DDLSError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise DDLSError(f"checkpoint {path} is a folder; give the .pt file inside it")
+    if path.suffix == ".safetensors":
+        from .safetensors_io import read_safetensors
+
+        return read_safetensors(path, map_location)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -277,6 +277,23 @@ def inspect(ckpt, disc, as_json):
             click.echo(f"{k}: {f'{v:,}' if isinstance(v, int) and k.endswith('parameters') else v}")
 
 
+@cli.command()
+@click.option("--ckpt", required=True, help="Checkpoint written by `ddls train` or `ddls calibrate`.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="File to write (.safetensors).")
+def export(ckpt, out):
+    """Write a ddls checkpoint as .safetensors (weights and metadata, no optimiser states)."""
+    from .checkpoint import FORMAT, read_checkpoint
+    from .safetensors_io import write_safetensors
+
+    if not str(out).endswith(".safetensors"):
+        raise DDLSError(f"--out must end in .safetensors, got {out}")
+    payload = read_checkpoint(ckpt)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise DDLSError(f"{ckpt} is not a ddls checkpoint; export takes files written by `ddls train`")
+    write_safetensors(out, payload)
+    _echo_err(f"wrote {out}")
+
+
 @cli.command("eval")
 @click.option("--samples", "samples_path", required=True, type=click.Path(dir_okay=False),
               help=".npz written by `ddls sample`.")
