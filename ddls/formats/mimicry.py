@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoint import Model
-from ..errors import DDLSError
 from ..models.resnet32 import ResNetDiscriminator32, ResNetGenerator32
 from ..models.spectral_norm import has_spectral_norm
-from ._common import fill, rename, shape, tensor_state
+from ._common import PairSpec, fill, pair_networks, rename, shape
 
 NAME = "torch-mimicry"
 DESCRIPTION = "torch-mimicry (--ckpt netG_<step>_steps.pth --disc netD_<step>_steps.pth; SNGAN-32, WGAN-GP-32)"
@@ -35,6 +34,13 @@ D_RULES = [
     (r"l5\.", "fc."),
 ]
 
+PAIR = PairSpec(
+    library="torch-mimicry", state_key="model_state_dict",
+    pass_hint="--ckpt netG_<step>_steps.pth --disc netD_<step>_steps.pth",
+    disc_keys="model_state_dict, global_step", disc_file="netD_<step>_steps.pth",
+    pair="a torch-mimicry SNGAN-32/WGAN-GP-32 generator (l1, block2..4, b5, c5) and discriminator (block1..4, l5) pair",
+)
+
 
 def detect(payload: Any, path: Path) -> bool:
     return isinstance(payload, dict) and "model_state_dict" in payload and "global_step" in payload
@@ -49,19 +55,7 @@ def _role(state: dict) -> str:
 
 
 def load(payload: Any, path: Path, disc: Any = None, disc_path: Path | None = None) -> Model:
-    first = tensor_state(payload["model_state_dict"], "model_state_dict", path)
-    if disc is None:
-        raise DDLSError(f"{path} is one torch-mimicry network ({_role(first)}); DDLS needs both: pass "
-                        f"--ckpt netG_<step>_steps.pth --disc netD_<step>_steps.pth")
-    if not detect(disc, disc_path):
-        raise DDLSError(f"{disc_path} is not a torch-mimicry checkpoint (model_state_dict, global_step); "
-                        f"--ckpt {path.name} needs its netD_<step>_steps.pth as --disc")
-    second = tensor_state(disc["model_state_dict"], "model_state_dict", disc_path)
-    roles = {_role(first): (first, path), _role(second): (second, disc_path)}
-    if set(roles) != {"generator", "discriminator"}:
-        raise DDLSError(f"{path} and {disc_path} are not a torch-mimicry SNGAN-32/WGAN-GP-32 generator "
-                        f"(l1, block2..4, b5, c5) and discriminator (block1..4, l5) pair")
-    (g_state, g_path), (d_state, d_path) = roles["generator"], roles["discriminator"]
+    (g_state, g_path), (d_state, d_path) = pair_networks(payload, path, disc, disc_path, PAIR, _role, detect)
     nz, width = shape(g_state, "l1.weight", g_path, "mimicry's Linear(nz, 4*4*ngf)")[::-1]
     ndf = shape(d_state, "block1.c1.weight", d_path, "mimicry's DBlockOptimized")[0]
     sn = has_spectral_norm(d_state)

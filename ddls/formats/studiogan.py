@@ -15,7 +15,7 @@ from ..checkpoint import Model
 from ..errors import DDLSError
 from ..models.resnet32 import ResNetDiscriminator32, ResNetGenerator32
 from ..models.spectral_norm import has_spectral_norm
-from ._common import fill, rename, shape, tensor_state
+from ._common import PairSpec, fill, pair_networks, rename, shape
 
 NAME = "StudioGAN"
 DESCRIPTION = "StudioGAN (--ckpt model=G-...-weights-step=N.pth --disc model=D-...pth; resnet backbone, 32x32)"
@@ -39,6 +39,13 @@ D_RULES = [
     (r"embedding\.", "embed."),
 ]
 
+PAIR = PairSpec(
+    library="StudioGAN", state_key="state_dict",
+    pass_hint="--ckpt model=G-...-weights-step=N.pth --disc model=D-...-weights-step=N.pth",
+    disc_keys="state_dict, run_name, step", disc_file="model=D-... file",
+    pair="a StudioGAN generator (linear0, blocks, conv2d5) and discriminator (blocks, linear1) pair",
+)
+
 
 def detect(payload: Any, path: Path) -> bool:
     return (isinstance(payload, dict) and "state_dict" in payload
@@ -58,19 +65,7 @@ def _blocks(state: dict) -> int:
 
 
 def load(payload: Any, path: Path, disc: Any = None, disc_path: Path | None = None) -> Model:
-    first = tensor_state(payload["state_dict"], "state_dict", path)
-    if disc is None:
-        raise DDLSError(f"{path} is one StudioGAN network ({_role(first)}); DDLS needs both: pass "
-                        f"--ckpt model=G-...-weights-step=N.pth --disc model=D-...-weights-step=N.pth")
-    if not detect(disc, disc_path):
-        raise DDLSError(f"{disc_path} is not a StudioGAN checkpoint (state_dict, run_name, step); "
-                        f"--ckpt {path.name} needs its model=D-... file as --disc")
-    second = tensor_state(disc["state_dict"], "state_dict", disc_path)
-    roles = {_role(first): (first, path), _role(second): (second, disc_path)}
-    if set(roles) != {"generator", "discriminator"}:
-        raise DDLSError(f"{path} and {disc_path} are not a StudioGAN generator (linear0, blocks, conv2d5) and "
-                        f"discriminator (blocks, linear1) pair")
-    (g_state, g_path), (d_state, d_path) = roles["generator"], roles["discriminator"]
+    (g_state, g_path), (d_state, d_path) = pair_networks(payload, path, disc, disc_path, PAIR, _role, detect)
     if "conv2d5.weight" not in g_state and "conv2d5.weight_orig" not in g_state or _blocks(g_state) != 3:
         raise DDLSError(f"{g_path}: ddls reads StudioGAN's `resnet` generator at 32x32 (linear0, 3 blocks, "
                         f"conv2d5); this one has {_blocks(g_state)} blocks (BigGAN or another size?)")
