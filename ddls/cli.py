@@ -127,6 +127,17 @@ def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_criti
               + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
 
 
+def _fast_options(f):
+    f = click.option("--channels-last", is_flag=True, help="Run the networks in channels_last layout.")(f)
+    f = click.option("--cuda-graphs", is_flag=True, help="Replay each step's forward and backward as a CUDA graph.")(f)
+    f = click.option("--autocast", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
+                     help="Networks in reduced precision (fp16: CUDA only); latents stay float32.")(f)
+    f = click.option("--compile", "compile_", is_flag=True, help="torch.compile the energy and its gradient.")(f)
+    f = click.option("--distributed", is_flag=True,
+                     help="Shard the chunks across torchrun's processes (on by itself under torchrun).")(f)
+    return f
+
+
 @cli.command()
 @click.option("--ckpt", required=True, help=CKPT_HELP)
 @click.option("--disc", default=None, help=DISC_HELP)
@@ -141,25 +152,36 @@ def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_criti
               help="Chains whose energy turns NaN/inf: stop the run, or restart them from their last "
                    "finite checked state at half their eps.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
-              help="Save progress to <out>.resume.pt every k steps (0: never).")
+              help="Save progress to <out>.resume.pt every k steps (0: never; off in distributed runs).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
 @_chain_options
 @_energy_options
+@_fast_options
 def sample(ckpt, disc, label, steps, eps, record_every, out, on_nan, checkpoint_every, resume, noise_scale, mala, n,
-           seed, chunk_size, temperature, sigma, energy_kind, device):
-    """Draw samples with DDLS (Langevin in latent space) and write them as .npz."""
-    from .driver import RunConfig, sample as run_sample
-    from .outputs import write_npz
+           seed, chunk_size, temperature, sigma, energy_kind, device, distributed, compile_, autocast, cuda_graphs,
+           channels_last):
+    """Draw samples with DDLS (Langevin in latent space) and write them as .npz, chunk by chunk."""
+    from . import distributed as dist
+    from .driver import RunConfig, run_chunks
+    from .fastpath import FastPath
     from .resume import file_digest, load_sample_progress, progress_to_resume, resume_path, save_sample_progress
+    from .stream import SampleWriter, sample_layout, stream_chunks
 
-    model, energy = _load(ckpt, device, temperature, sigma, energy_kind, disc, label)
+    group = dist.setup(device, required=distributed)
+    if group is not None and resume:
+        raise DDLSError("--resume is not supported in distributed runs; rerun without it")
+    model, energy = _load(ckpt, str(group.device) if group else device, temperature, sigma, energy_kind, disc, label)
+    fast = FastPath(compile=compile_, autocast=None if autocast == "off" else autocast, cuda_graphs=cuda_graphs,
+                    channels_last=channels_last)
     config = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", eps=eps, noise_scale=noise_scale,
                        seed=seed, chunk_size=chunk_size, record_every=record_every)
     state_file = resume_path(out)
     identity = {"ckpt_sha256": file_digest(ckpt), "disc_sha256": file_digest(disc) if disc else None,
                 "label": label, "energy": energy.kind, "temperature": temperature,
                 "sigma": sigma, "device": str(energy.device), "run": config.to_dict()}
-    progress = progress_to_resume(state_file, resume, lambda f: load_sample_progress(f, identity, energy.device))
+    progress = None
+    if group is None:
+        progress = progress_to_resume(state_file, resume, lambda f: load_sample_progress(f, identity, energy.device))
     if progress is not None:
         _echo_err(f"resuming from {state_file}: chunk {progress.chunk + 1}, step "
                   f"{progress.chain.step if progress.chain is not None else 0}")
@@ -167,23 +189,41 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, on_nan, checkpoint_
     def save(p):
         save_sample_progress(state_file, identity, p)
 
+    writes = group is None or group.is_writer
     t0 = time.perf_counter()
-    result = run_sample(energy, config, progress=True, on_nan=on_nan, resume=progress,
-                        save=save if checkpoint_every and steps else None, save_every=checkpoint_every)
+    chunks = run_chunks(energy, config, progress=writes, on_nan=on_nan, resume=progress,
+                        chunks=dist.rank_chunks(config, group) if group else None, fast=fast,
+                        save=save if checkpoint_every and steps and group is None else None,
+                        save_every=checkpoint_every)
+    if group is not None:
+        chunks = dist.gather_chunks(chunks, group, config, energy.dim, energy.sample_shape)
+    if not writes:
+        for _ in chunks:
+            pass
+        dist.shutdown(group)
+        return
+    writer = SampleWriter(out, sample_layout(n, energy.dim, energy.sample_shape, method=config.method,
+                                             steps=steps, record_every=record_every), resume=progress is not None)
+    seen = stream_chunks(writer, chunks, keep_spool=state_file.exists)
+    restarts = (progress.restarts if progress is not None else []) + seen.restarts
     wall = time.perf_counter() - t0
     meta = {"ckpt": str(ckpt), "disc": disc, "label": label, "format": (model.meta or {}).get("format"),
             "data": model.data, "energy": energy.kind, "temperature": temperature,
             "sigma": sigma, "run": config.to_dict(), "on_nan": on_nan, "resumed": progress is not None,
-            "restarts": [list(r) for r in result.restarts], "seconds": round(wall, 3)}
-    write_npz(out, result.arrays(), meta)
+            "restarts": [list(r) for r in restarts], "seconds": round(wall, 3),
+            "processes": group.world if group else 1, **({"fast": fast.to_dict()} if fast.any else {})}
+    extra = {"record_steps": np.arange(0, steps + 1, record_every)} if steps and record_every else {}
+    writer.finish(meta, extra)
     state_file.unlink(missing_ok=True)
-    if result.restarts:
-        shown = ", ".join(f"chain {c} at step {s} (eps now {e:g})" for c, s, e in result.restarts[:5])
-        more = f" and {len(result.restarts) - 5} more" if len(result.restarts) > 5 else ""
-        _echo_err(f"restarted {len(result.restarts)} diverging chain(s): {shown}{more}; listed in meta['restarts']")
-    msg = f"wrote {out}: {n} samples x {steps} steps in {wall:.1f}s"
-    if result.acceptance is not None:
-        msg += f", mean acceptance {float(result.acceptance.mean()):.3f}"
+    dist.shutdown(group)
+    if restarts:
+        shown = ", ".join(f"chain {c} at step {s} (eps now {e:g})" for c, s, e in restarts[:5])
+        more = f" and {len(restarts) - 5} more" if len(restarts) > 5 else ""
+        _echo_err(f"restarted {len(restarts)} diverging chain(s): {shown}{more}; listed in meta['restarts']")
+    where = f" on {group.world} processes" if group else ""
+    msg = f"wrote {out}: {n} samples x {steps} steps in {wall:.1f}s{where}"
+    if config.method == "mala" and steps:
+        msg += f", mean acceptance {seen.accept_sum / n:.3f}"
     _echo_err(msg)
 
 
