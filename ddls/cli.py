@@ -49,8 +49,8 @@ def _chain_options(f):
     f = click.option("--noise-scale", type=click.FloatRange(min=0), default=1.0, show_default=True,
                      help="Multiplies the Langevin noise sqrt(eps)*n.")(f)
     f = click.option("--mala", is_flag=True, help="Metropolis-adjusted Langevin (reports acceptance).")(f)
-    f = click.option("--n", "n", type=click.IntRange(min=1), default=5000, show_default=True,
-                     help="Number of chains (samples).")(f)
+    f = click.option("--n", "-n", "n", type=click.IntRange(min=1), default=5000, show_default=True,
+                     help="Number of chains (samples); -n under torchrun, which takes --n as its own.")(f)
     f = click.option("--seed", type=int, default=0, show_default=True)(f)
     f = click.option("--chunk-size", type=click.IntRange(min=1), default=5000, show_default=True,
                      help="Chains run at once; bounds memory.")(f)
