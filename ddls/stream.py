@@ -118,12 +118,17 @@ class SampleWriter:
             self.write("acceptance", chunk.start, chunk.acceptance.numpy())
         if "trajectory" in self.layout:
             self.write("trajectory", chunk.start, chunk.trajectory.numpy(), axis=1)
+        self._sync()
 
-    def finish(self, meta: dict, extra: dict[str, np.ndarray] | None = None) -> Path:
-        """Assemble the .npz atomically (with `meta` and small `extra` arrays), then drop the spool."""
+    def _sync(self) -> None:
+        # On disk before the run's resume file says the chunk is done: a killed run loses nothing.
         for fh, _ in self._files.values():
             fh.flush()
             os.fsync(fh.fileno())
+
+    def finish(self, meta: dict, extra: dict[str, np.ndarray] | None = None) -> Path:
+        """Assemble the .npz atomically (with `meta` and small `extra` arrays), then drop the spool."""
+        self._sync()
         with atomic_path(self.out) as tmp:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
                 for name, (fh, _) in self._files.items():
