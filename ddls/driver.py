@@ -93,7 +93,10 @@ def run_chain(sampler: Sampler, energy: Callable[[Tensor], Tensor], position: Te
 
     Non-finite energies or gradients are tracked on the device and checked every
     `check_every` steps, at recording and save points and at the end, so the loop never
-    waits on the host between them. At a check, `on_nan="stop"` raises NonFiniteEnergy;
+    waits on the host between them: those checks are its only host syncs (no `.item()`,
+    no data-dependent branch). A step allocates only its outputs and what autograd needs
+    (on CUDA the caching allocator serves both; with ddls.fastpath's CUDA graphs the
+    networks' forward and backward replay in fixed memory). At a check, `on_nan="stop"` raises NonFiniteEnergy;
     `on_nan="restart"` puts the affected chains back to their state at the previous check
     and multiplies their eps by RESTART_FACTOR (a restarted chain loses the steps since that
     check; at the final check it ends at its last finite state). `save(progress)` is called every
