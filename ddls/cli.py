@@ -232,8 +232,6 @@ def _image_sweep(ckpt, model, energy, base, eps_values, out, as_json, features, 
     ref, ref_meta = _reference(extractor, stats, data or model.data, ref_n)
 
     def evaluate(x):
-        if x.ndim != 4:
-            raise DDLSError(f"{ckpt}: samples have shape {x.shape[1:]}, neither 2-D points nor images (C, H, W)")
         return {"fid": fid_to(x, ref, extractor), "n": int(len(x))}
 
     rows, _ = run_sweep(energy, base, list(eps_values), evaluate, progress=True)
@@ -279,7 +277,7 @@ def sweep(ckpt, eps_values, steps, out_dir, as_json, features, stats, data, ref_
     2-D data: EMD, modes, high-quality %. Images: FID in --features space against --stats
     (or the statistics of the checkpoint's data set, computed on the fly).
     """
-    from .data2d import DATASETS, get_dataset
+    from .data2d import get_dataset
     from .driver import RunConfig
     from .metrics2d import evaluate, reference_samples
     from .outputs import write_csv, write_json
@@ -290,9 +288,11 @@ def sweep(ckpt, eps_values, steps, out_dir, as_json, features, stats, data, ref_
     out = Path(out_dir or f"sweep-{Path(ckpt).stem}")
     base = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", noise_scale=noise_scale, seed=seed,
                      chunk_size=chunk_size)
-    if model.data not in DATASETS:
+    if len(energy.sample_shape) == 3:  # (C, H, W)
         return _image_sweep(ckpt, model, energy, base, eps_values, out, as_json, features, stats, data, ref_n,
                             classifier, grid_chains, grid_every, temperature, sigma)
+    if model.data is None:
+        raise DDLSError(f"{ckpt} does not say which data it was trained on; sweep needs a 2-D or image ddls checkpoint")
     dataset = get_dataset(model.data)
     rows, samples = run_sweep(energy, base, list(eps_values), lambda x: evaluate(x, dataset), progress=True)
     write_csv(out / "sweep.csv", rows)
