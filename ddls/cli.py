@@ -429,6 +429,8 @@ def _image_metrics(samples_path, x, data, stats, features, want_is, ref_n, class
     from .features import inception_probs, inception_score, make_features
     from .fid_stats import fid_to
 
+    if not np.issubdtype(x.dtype, np.number):
+        raise DDLSError(f"{samples_path}: samples have dtype {x.dtype}, expected numbers")
     dev = resolve_device(device)
     extractor = make_features(features, dev, classifier=classifier)
     ref, ref_meta = _reference(extractor, stats, data, ref_n)

@@ -34,6 +34,7 @@ def test_non_commuting_covariances_by_hand():
     assert trace_sqrt_product(s1, s2) == pytest.approx(by_hand, rel=1e-10)
 
 
+@pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated")
 def test_agrees_with_pytorch_gan_metrics():
     from pytorch_gan_metrics.core import calculate_frechet_distance
 
