@@ -229,6 +229,7 @@ def _image_sweep(ckpt, model, energy, base, eps_values, out, as_json, features, 
     from .sweep import best_row, chains_to_show, format_table, sweep as run_sweep
 
     extractor = make_features(features, energy.device, classifier=classifier)
+    extractor.check_shape(energy.sample_shape)  # before any sampling
     ref, ref_meta = _reference(extractor, stats, data or model.data, ref_n)
 
     def evaluate(x):
@@ -451,19 +452,29 @@ def _image_metrics(samples_path, x, data, stats, features, want_is, ref_n, class
               help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Statistics to write (.npz).")
-def stats(data, split, n, features, classifier, device, out):
+@click.option("--against", type=click.Path(dir_okay=False), default=None,
+              help="Also print the FID between these images and other statistics (e.g. test split against train: "
+                   "the score of real data).")
+def stats(data, split, n, features, classifier, device, out, against):
     """Reference statistics (feature mean and covariance) of an image data set, for FID."""
     from ._torch import resolve_device
     from .features import make_features
-    from .fid_stats import dataset_images, image_stats, stats_meta, write_stats
+    from .fid import fid
+    from .fid_stats import check_same_space, dataset_images, image_stats, read_stats, stats_meta, write_stats
 
     extractor = make_features(features, resolve_device(device), classifier=classifier)
+    other = read_stats(against) if against else None
+    if other is not None:
+        check_same_space(other[1], extractor, against)
     images = dataset_images(data, split)[:n]
     t0 = time.perf_counter()
     result = image_stats(images, extractor, progress=True)
     write_stats(out, result, stats_meta(extractor, data=data, split=split))
     _echo_err(f"wrote {out}: {extractor.name} statistics ({extractor.dim}-d) of {len(images)} {data} {split} "
               f"images in {time.perf_counter() - t0:.0f}s")
+    if other is not None:
+        click.echo(json.dumps({"fid": fid(result, other[0]), "n": result.n, "against": str(against),
+                               "against_n": other[0].n}))
 
 
 @cli.group()

@@ -36,14 +36,18 @@ class FeatureExtractor:
     info: dict = field(default_factory=dict)  # what identifies the network, stored with statistics
     image_shape: tuple[int, ...] | None = None  # the (C, H, W) it needs, None: any
 
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Refuse images of one (C, H, W) the network cannot take."""
+        if len(shape) != 3:
+            raise DDLSError(f"{self.name} features take images (N, C, H, W), got samples of shape {tuple(shape)}")
+        if self.image_shape is not None and tuple(shape) != self.image_shape:
+            raise DDLSError(f"{self.name} features are for {'x'.join(map(str, self.image_shape))} images, got "
+                            f"{'x'.join(map(str, shape))}; use --features inception")
+
     @torch.no_grad()
     def __call__(self, images: Tensor | np.ndarray, *, progress: bool = False) -> np.ndarray:
         images = torch.as_tensor(images)
-        if images.ndim != 4:
-            raise DDLSError(f"{self.name} features take images (N, C, H, W), got shape {tuple(images.shape)}")
-        if self.image_shape is not None and tuple(images.shape[1:]) != self.image_shape:
-            raise DDLSError(f"{self.name} features are for {'x'.join(map(str, self.image_shape))} images, got "
-                            f"{'x'.join(map(str, images.shape[1:]))}; use --features inception")
+        self.check_shape(tuple(images.shape[1:]))
         starts = range(0, len(images), self.batch_size)
         if progress:
             from tqdm.auto import tqdm

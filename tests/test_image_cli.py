@@ -195,3 +195,19 @@ def test_stats_command_on_fashion_mnist(tmp_path):
     by_hand = gaussian_stats(make_features("domain")(dataset_images("fashion-mnist")[:500]))
     np.testing.assert_allclose(stats.mu, by_hand.mu)
     np.testing.assert_allclose(stats.sigma, by_hand.sigma)
+
+
+@pytest.mark.skipif(not HAVE_FMNIST, reason="needs `apt-get install dataset-fashion-mnist`")
+def test_stats_against_other_stats(tmp_path):
+    from ddls.fid import fid
+    from ddls.fid_stats import read_stats
+
+    assert invoke("stats", "--data", "fashion-mnist", "--n", 300, "--device", "cpu",
+                  "--out", tmp_path / "a.npz").exit_code == 0
+    r = invoke("stats", "--data", "fashion-mnist", "--split", "test", "--n", 300, "--device", "cpu",
+               "--out", tmp_path / "b.npz", "--against", tmp_path / "a.npz")
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    expected = fid(read_stats(tmp_path / "b.npz")[0], read_stats(tmp_path / "a.npz")[0])
+    assert got["fid"] == pytest.approx(expected, rel=1e-12) and got["fid"] > 0
+    assert (got["n"], got["against_n"]) == (300, 300)
