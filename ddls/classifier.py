@@ -52,7 +52,7 @@ class SmallClassifier(nn.Module):
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    epochs: int = 5
+    epochs: int = 8
     batch_size: int = 128
     lr: float = 1e-3
     width: int = 16

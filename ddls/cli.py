@@ -531,7 +531,7 @@ def inception_status(as_json):
 
 @cli.command("classifier")
 @click.option("--data", type=click.Choice(["fashion-mnist"]), default="fashion-mnist", show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--lr", type=POSITIVE, default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

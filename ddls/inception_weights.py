@@ -55,16 +55,17 @@ def reference_state_shapes() -> "OrderedDict[str, torch.Size]":
     """Names and shapes of the FID InceptionV3 state dict, built by pytorch-gan-metrics' own classes."""
     from pytorch_gan_metrics import inception as pgm
 
-    net = pgm.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
-    net.Mixed_5b = pgm.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = pgm.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = pgm.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = pgm.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = pgm.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = pgm.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = pgm.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = pgm.FIDInceptionE_1(1280)
-    net.Mixed_7c = pgm.FIDInceptionE_2(2048)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        net = pgm.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
+        net.Mixed_5b = pgm.FIDInceptionA(192, pool_features=32)
+        net.Mixed_5c = pgm.FIDInceptionA(256, pool_features=64)
+        net.Mixed_5d = pgm.FIDInceptionA(288, pool_features=64)
+        net.Mixed_6b = pgm.FIDInceptionC(768, channels_7x7=128)
+        net.Mixed_6c = pgm.FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6d = pgm.FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6e = pgm.FIDInceptionC(768, channels_7x7=192)
+        net.Mixed_7b = pgm.FIDInceptionE_1(1280)
+        net.Mixed_7c = pgm.FIDInceptionE_2(2048)
     return OrderedDict((k, v.shape) for k, v in net.state_dict().items())
 
 
