@@ -204,20 +204,9 @@ def _image_metric_options(f):
 
 
 def _reference(extractor, stats, data, ref_n):
-    """Reference statistics from --stats, else from the data set (computed now, which takes a while)."""
-    from .fid_stats import check_same_space, dataset_images, how_to_make, image_stats, read_stats
+    from .fid_stats import reference_stats
 
-    if stats is not None:
-        ref, meta = read_stats(stats)
-        check_same_space(meta, extractor, stats)
-        return ref, {"stats": str(stats), **meta}
-    if data is None:
-        raise DDLSError(f"no reference for FID: pass --stats FILE (make it with {how_to_make(extractor.name)}) "
-                        f"or --data fashion-mnist")
-    images = dataset_images(data)[:ref_n]
-    _echo_err(f"computing {extractor.name} statistics of {data} ({len(images)} images); to reuse them, save them "
-              f"once with `ddls stats --data {data} --features {extractor.name} --out FILE` and pass --stats FILE")
-    return image_stats(images, extractor, progress=True), {"data": data, "split": "train", "n": len(images)}
+    return reference_stats(extractor, stats=stats, data=data, n=ref_n, note=_echo_err, progress=True)
 
 
 def _image_sweep(ckpt, model, energy, base, eps_values, out, as_json, features, stats, data, ref_n, classifier,
@@ -433,6 +422,10 @@ def _image_metrics(samples_path, x, data, stats, features, want_is, ref_n, class
     if not np.issubdtype(x.dtype, np.number):
         raise DDLSError(f"{samples_path}: samples have dtype {x.dtype}, expected numbers")
     dev = resolve_device(device)
+    if want_is:
+        from .inception_weights import require_classifier
+
+        require_classifier()  # before any FID work
     extractor = make_features(features, dev, classifier=classifier)
     ref, ref_meta = _reference(extractor, stats, data, ref_n)
     metrics = {"samples": str(samples_path), "n": int(len(x)), "features": extractor.name,

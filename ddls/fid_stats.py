@@ -5,6 +5,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -89,3 +90,22 @@ def fid_to(images: torch.Tensor | np.ndarray, reference: GaussianStats, extracto
         bad = int((~torch.isfinite(images.flatten(1))).any(1).sum())
         raise DDLSError(f"{bad} of {len(images)} images are NaN or inf; sample again with a smaller --eps")
     return fid(image_stats(images, extractor, progress=progress), reference)
+
+
+def reference_stats(extractor: FeatureExtractor, *, stats: str | os.PathLike | None = None, data: str | None = None,
+                    n: int | None = None, note: Callable[[str], None] | None = None,
+                    progress: bool = False) -> tuple[GaussianStats, dict]:
+    """(reference, meta): read from `stats` (checked to be in the extractor's space), or, without it,
+    computed from the first `n` training images of `data` (which takes a while)."""
+    if stats is not None:
+        ref, meta = read_stats(stats)
+        check_same_space(meta, extractor, stats)
+        return ref, {"stats": str(stats), **meta}
+    if data is None:
+        raise DDLSError(f"no reference for FID: pass --stats FILE (make it with {how_to_make(extractor.name)}) "
+                        f"or --data fashion-mnist")
+    images = dataset_images(data)[:n]
+    if note is not None:
+        note(f"computing {extractor.name} statistics of {data} ({len(images)} images); to reuse them, save them "
+             f"once with `ddls stats --data {data} --features {extractor.name} --out FILE` and pass --stats FILE")
+    return image_stats(images, extractor, progress=progress), {"data": data, "split": "train", "n": len(images)}

