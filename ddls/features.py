@@ -37,7 +37,7 @@ class FeatureExtractor:
     image_shape: tuple[int, ...] | None = None  # the (C, H, W) it needs, None: any
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
-        """Refuse images of one (C, H, W) the network cannot take."""
+        """Refuse sample shapes (C, H, W) the network cannot take, in one line."""
         if len(shape) != 3:
             raise DDLSError(f"{self.name} features take images (N, C, H, W), got samples of shape {tuple(shape)}")
         if self.image_shape is not None and tuple(shape) != self.image_shape:

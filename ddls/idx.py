@@ -4,10 +4,14 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import DDLSError
+
+if TYPE_CHECKING:
+    import torch
 
 _UBYTE = 0x08  # the only element type the MNIST-family files use
 
@@ -61,7 +65,7 @@ def read_fashion_mnist(split: str, root: str | os.PathLike | None = None) -> tup
     return images, labels
 
 
-def to_signed_images(images: np.ndarray) -> "torch.Tensor":
+def to_signed_images(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W) -> float32 tensor (N, 1, H, W) in [-1, 1], the image convention of ddls."""
     import torch
 
