@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from .cli_posthoc import compare as compare_command, posthoc_options, posthoc_sample
 from .errors import DDLSError
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
@@ -155,11 +156,26 @@ def train(data, loss, arch, steps, seed, batch_size, z_dim, hidden, depth, width
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
               help="Save progress to <out>.resume.pt every k steps (0: never).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
+@click.option("--method", type=click.Choice(["ddls", "mala", "drs", "mhgan", "dot", "dgflow"]), default="ddls",
+              show_default=True, help="ddls/mala: Langevin (--steps, --eps); drs, mhgan, dot, dgflow: the "
+                                      "post-hoc samplers, set by their --drs-/--mh-/--dot-/--dgflow- options.")
 @_chain_options
 @_energy_options
-def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume, noise_scale, mala, n,
-           seed, chunk_size, temperature, sigma, energy_kind, device):
-    """Draw samples with DDLS (Langevin in latent space) and write them as .npz."""
+@posthoc_options
+def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume, method, noise_scale,
+           mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, posthoc):
+    """Draw samples with DDLS (Langevin in latent space) or another post-hoc sampler; write them as .npz."""
+    if method not in ("ddls", "mala") or posthoc["calibration"] != "raw":
+        if resume or record_every or mala:
+            raise DDLSError("--resume, --record-every and --mala are for --method ddls/mala with raw calibration")
+        model, energy = _load(ckpt, device, temperature, sigma, energy_kind, disc, label)
+        if grid:
+            raise DDLSError("--grid is for --method ddls/mala; plot the .npz samples instead")
+        return posthoc_sample(model, energy, method, out, n=n, seed=seed, chunk_size=chunk_size, steps=steps,
+                              eps=eps, noise_scale=noise_scale, posthoc=posthoc,
+                              meta={"ckpt": str(ckpt), "disc": disc, "label": label, "temperature": temperature,
+                                    "sigma": sigma})
+    mala = mala or method == "mala"
     from .driver import RunConfig, sample as run_sample
     from .outputs import write_npz
     from .resume import file_digest, load_sample_progress, progress_to_resume, resume_path, save_sample_progress
@@ -339,6 +355,9 @@ def eval_cmd(samples_path, data, as_json):
     else:
         for k, v in metrics.items():
             click.echo(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+
+
+cli.add_command(compare_command)
 
 
 def main() -> None:

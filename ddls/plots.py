@@ -91,3 +91,29 @@ def loss_figure(history: dict[str, list[float]], path: str | os.PathLike, title:
     fig.tight_layout()
     save_figure(path, fig)
     plt.close(fig)
+
+
+def samples_figure_2d(labels: list[str], rows: list[dict], samples: list[np.ndarray], reference: np.ndarray,
+                      path: str | os.PathLike, title: str = "") -> None:
+    """One scatter per row over the data (grey), titled with its label and metrics."""
+    plt = _pyplot()
+    cols = min(len(rows), 4)
+    nrows = math.ceil(len(rows) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.4 * nrows), squeeze=False)
+    lim = np.abs(reference).max() * 1.25
+    for ax in axes.flat[len(rows):]:
+        ax.axis("off")
+    for ax, label, row, x in zip(axes.flat, labels, rows, samples):
+        ax.scatter(reference[:, 0], reference[:, 1], s=1, c="0.8", rasterized=True)
+        ax.scatter(x[:, 0], x[:, 1], s=1, c="C3", alpha=0.5, rasterized=True)
+        hq = f", HQ {row['hq']:.1f}%" if row.get("hq") is not None else ""
+        ax.set_title(f"{label}\nEMD {row['emd']:.4f}{hq}", fontsize=9)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    save_figure(path, fig)
+    plt.close(fig)
