@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from .cli_posthoc import compare as compare_command, posthoc_options, posthoc_sample
 from .errors import DDLSError
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
@@ -71,60 +72,70 @@ CKPT_HELP = ("Checkpoint: from `ddls train`, pytorch-gan-collections, torch-mimi
 DISC_HELP = "The discriminator file, for libraries that save it apart (torch-mimicry netD, StudioGAN model=D-...)."
 
 
+def _loss_names() -> list[str]:
+    from .losses import LOSSES
+
+    return list(LOSSES)
+
+
 @cli.command()
-@click.option("--data", required=True, help="2-D target: gmm25, ring8 or swissroll.")
-@click.option("--loss", default="ns", show_default=True, help="ns (non-saturating GAN) or wgan-gp.")
+@click.option("--data", required=True,
+              help="gmm25, ring8, swissroll (2-D), fashion-mnist, cifar10, or folder:PATH (a folder of images).")
+@click.option("--loss", default="ns", show_default=True, help="GAN family: " + ", ".join(_loss_names()) + ".")
+@click.option("--arch", type=click.Choice(["mlp", "dcgan", "resnet"]), default=None,
+              help="Networks. Default: mlp for 2-D data, dcgan for images.")
 @click.option("--steps", type=click.IntRange(min=1), default=10000, show_default=True,
               help="Generator steps.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
-@click.option("--z-dim", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--hidden", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--depth", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--lr", type=POSITIVE, default=1e-4, show_default=True)
-@click.option("--n-critic", type=click.IntRange(min=1), default=None, help="Default: the loss's own (5 for wgan-gp).")
-@click.option("--gp-weight", type=click.FloatRange(min=0), default=None, help="Default: the loss's own (10).")
+@click.option("--batch-size", type=click.IntRange(min=2), default=None, help="Default: 256 (2-D), 64 (images).")
+@click.option("--z-dim", type=click.IntRange(min=1), default=None, help="Default: 2 (2-D), 64 (images).")
+@click.option("--hidden", type=click.IntRange(min=1), default=256, show_default=True, help="mlp width.")
+@click.option("--depth", type=click.IntRange(min=1), default=3, show_default=True, help="mlp depth.")
+@click.option("--width", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Base channel count of the image networks.")
+@click.option("--image-size", type=click.IntRange(min=4), default=None,
+              help="Pad images to this side (28 -> 32 for the ResNet).")
+@click.option("--lr", type=POSITIVE, default=None, help="Learning rate of G (and D). Default: 1e-4 (2-D), 2e-4 (images).")
+@click.option("--lr-d", type=POSITIVE, default=None, help="Learning rate of D. Default: --lr.")
+@click.option("--n-critic", type=click.IntRange(min=1), default=None, help="Default: the loss's own (5 for wgan, wgan-gp).")
+@click.option("--gp-weight", type=click.FloatRange(min=0), default=None, help="Default: the loss's own (10 for wgan-gp).")
+@click.option("--clip", type=click.FloatRange(min=0), default=None, help="Weight clipping of wgan. Default: 0.01.")
+@click.option("--margin", type=POSITIVE, default=0.5, show_default=True, help="EBGAN margin m.")
+@click.option("--pt-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="EBGAN pulling-away term weight (0.1 in its paper).")
+@click.option("--gamma", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="BEGAN diversity ratio.")
+@click.option("--lambda-k", type=click.FloatRange(min=0), default=0.001, show_default=True, help="BEGAN k_t rate.")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Checkpoint to write (.pt).")
+@click.option("--out", type=click.Path(), required=True,
+              help="A .pt checkpoint, or a folder for model.pt, config.json, history.csv, losses.png and grids.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
-              help="Save progress (weights, optimisers, RNG) to <out>.resume.pt every k steps (0: never).")
-@click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
-def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_critic, gp_weight, device, out,
-          checkpoint_every, resume):
-    """Train a GAN on 2-D data and write a DDLS-ready checkpoint."""
+              help="Save progress (weights, optimisers, RNG) to <checkpoint>.resume.pt every k steps (0: never).")
+@click.option("--sample-every", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Write a grid of samples every k steps into <out>/samples (images; 0: only at the end).")
+@click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <checkpoint>.resume.pt.")
+def train(data, loss, arch, steps, seed, batch_size, z_dim, hidden, depth, width, image_size, lr, lr_d, n_critic,
+          gp_weight, clip, margin, pt_weight, gamma, lambda_k, device, out, checkpoint_every, sample_every, resume):
+    """Train a GAN of any family and write a DDLS-ready checkpoint."""
     from ._torch import resolve_device
-    from .data2d import get_dataset
-    from .metrics2d import evaluate
-    from .resume import load_train_progress, progress_to_resume, resume_path, save_train_progress
-    from .trainer import TrainConfig, save_trained, train as run_train
+    from .images import is_image_data
+    from .train_run import run_training
+    from .trainer import TrainConfig
 
-    dataset = get_dataset(data)
-    config = TrainConfig(data=data, loss=loss, steps=steps, batch_size=batch_size, z_dim=z_dim, hidden=hidden,
-                         depth=depth, lr_g=lr, lr_d=lr, n_critic=n_critic, gp_weight=gp_weight, seed=seed)
-    dev = resolve_device(device)
-    state_file = resume_path(out)
-    identity = {"config": json.loads(config.to_json()), "device": str(dev)}
-    start = progress_to_resume(state_file, resume, lambda f: load_train_progress(f, identity))
-    if start is not None:
-        _echo_err(f"resuming from {state_file} at step {start.step}")
-
-    def save(p):
-        save_train_progress(state_file, identity, p)
-
-    t0 = time.perf_counter()
-    trained = run_train(config, dataset.sample, 2, device=dev, progress=True, start=start,
-                        save=save if checkpoint_every else None, save_every=checkpoint_every)
-    wall = time.perf_counter() - t0
-    from .driver import RunConfig, sample
-    from .energy import LatentEnergy
-
-    energy = LatentEnergy(trained.generator, trained.discriminator, (z_dim,), kind=config.family.energy_kind)
-    metrics = evaluate(sample(energy, RunConfig(n=5000, steps=0, seed=0)).samples.numpy(), dataset)
-    save_trained(out, trained, data=data, extra={"train_seconds": round(wall, 1), "generator_metrics": metrics,
-                                                 "resumed_from_step": start.step if start is not None else None})
-    state_file.unlink(missing_ok=True)
-    _echo_err(f"wrote {out} after {steps} steps in {wall:.0f}s; generator alone on 5000 samples: "
-              + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    image = is_image_data(data)
+    lr = lr if lr is not None else (2e-4 if image else 1e-4)
+    config = TrainConfig(
+        data=data, loss=loss, steps=steps, batch_size=batch_size or (64 if image else 256),
+        z_dim=z_dim or (64 if image else 2), arch=arch or ("dcgan" if image else "mlp"), hidden=hidden, depth=depth,
+        width=width, image_size=image_size, lr_g=lr, lr_d=lr_d or lr, n_critic=n_critic, gp_weight=gp_weight,
+        clip=clip, margin=margin, pt_weight=pt_weight, gamma=gamma, lambda_k=lambda_k, seed=seed)
+    trained, summary = run_training(config, out, device=resolve_device(device), resume=resume,
+                                    checkpoint_every=checkpoint_every, sample_every=sample_every, echo=_echo_err)
+    msg = f"wrote {out} after {steps} steps in {summary['train_seconds']:.0f}s"
+    metrics = summary.get("generator_metrics")
+    if metrics:
+        msg += "; generator alone on 5000 samples: " + ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    _echo_err(msg)
 
 
 @cli.command()
@@ -137,17 +148,34 @@ def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_criti
 @click.option("--record-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep the samples every k-th step as `trajectory` (0: final only).")
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.npz", show_default=True)
+@click.option("--grid", type=click.Path(dir_okay=False), default=None,
+              help="Also write the first 64 image samples as a PNG grid.")
 @click.option("--on-nan", type=click.Choice(["stop", "restart"]), default="stop", show_default=True,
               help="Chains whose energy turns NaN/inf: stop the run, or restart them from their last "
                    "finite checked state at half their eps.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
               help="Save progress to <out>.resume.pt every k steps (0: never).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
+@click.option("--method", type=click.Choice(["ddls", "mala", "drs", "mhgan", "dot", "dgflow"]), default="ddls",
+              show_default=True, help="ddls/mala: Langevin (--steps, --eps); drs, mhgan, dot, dgflow: the "
+                                      "post-hoc samplers, set by their --drs-/--mh-/--dot-/--dgflow- options.")
 @_chain_options
 @_energy_options
-def sample(ckpt, disc, label, steps, eps, record_every, out, on_nan, checkpoint_every, resume, noise_scale, mala, n,
-           seed, chunk_size, temperature, sigma, energy_kind, device):
-    """Draw samples with DDLS (Langevin in latent space) and write them as .npz."""
+@posthoc_options
+def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume, method, noise_scale,
+           mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, posthoc):
+    """Draw samples with DDLS (Langevin in latent space) or another post-hoc sampler; write them as .npz."""
+    if method not in ("ddls", "mala") or posthoc["calibration"] != "raw":
+        if resume or record_every or mala:
+            raise DDLSError("--resume, --record-every and --mala are for --method ddls/mala with raw calibration")
+        model, energy = _load(ckpt, device, temperature, sigma, energy_kind, disc, label)
+        if grid:
+            raise DDLSError("--grid is for --method ddls/mala; plot the .npz samples instead")
+        return posthoc_sample(model, energy, method, out, n=n, seed=seed, chunk_size=chunk_size, steps=steps,
+                              eps=eps, noise_scale=noise_scale, posthoc=posthoc,
+                              meta={"ckpt": str(ckpt), "disc": disc, "label": label, "temperature": temperature,
+                                    "sigma": sigma})
+    mala = mala or method == "mala"
     from .driver import RunConfig, sample as run_sample
     from .outputs import write_npz
     from .resume import file_digest, load_sample_progress, progress_to_resume, resume_path, save_sample_progress
@@ -177,6 +205,12 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, on_nan, checkpoint_
             "restarts": [list(r) for r in result.restarts], "seconds": round(wall, 3)}
     write_npz(out, result.arrays(), meta)
     state_file.unlink(missing_ok=True)
+    if grid:
+        if result.samples.dim() != 4:
+            raise DDLSError(f"--grid needs image samples; these have shape {tuple(result.samples.shape)}")
+        from .grids import save_grid
+
+        save_grid(grid, result.samples[:64])
     if result.restarts:
         shown = ", ".join(f"chain {c} at step {s} (eps now {e:g})" for c, s, e in result.restarts[:5])
         more = f" and {len(result.restarts) - 5} more" if len(result.restarts) > 5 else ""
@@ -543,6 +577,9 @@ def classifier_cmd(data, epochs, batch_size, lr, seed, threads, out):
     save_classifier(out, model, config, info)
     _echo_err(f"wrote {out}: test accuracy {info['test_accuracy']:.4f} after {epochs} epochs "
               f"in {info['train_seconds']:.0f}s")
+
+
+cli.add_command(compare_command)
 
 
 def main() -> None:

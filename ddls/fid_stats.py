@@ -24,9 +24,9 @@ def dataset_images(name: str, split: str = "train") -> torch.Tensor:
     if canonical is None:
         raise DDLSError(f"no reference images for data {name!r}; known: fashion-mnist (or pass --stats FILE "
                         f"made by `ddls stats`)")
-    from .idx import read_fashion_mnist, to_signed_images
+    from .images import get_image_data, to_float
 
-    return to_signed_images(read_fashion_mnist(split)[0])
+    return to_float(get_image_data(canonical, split=split).images)
 
 
 def stats_meta(extractor: FeatureExtractor, **extra) -> dict:

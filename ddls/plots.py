@@ -65,14 +65,56 @@ def sweep_figure_2d(rows: list[dict], samples: list[np.ndarray], reference: np.n
 
 
 def loss_figure(history: dict[str, list[float]], path: str | os.PathLike, title: str = "") -> None:
+    """Loss curves; BEGAN's convergence measure M_global and k_t get a panel of their own."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    extra = [k for k in ("m_global", "k") if history.get(k)]
+    fig, axes = plt.subplots(1, 1 + bool(extra), figsize=(6 + 5 * bool(extra), 3.5), squeeze=False)
+    ax = axes[0, 0]
     for key in history:
-        if key != "step":
+        if key not in ("step", "m_global", "k"):
             ax.plot(history["step"], history[key], label=key)
     ax.set_xlabel("step")
     ax.legend()
     ax.set_title(title or "training losses")
+    if extra:
+        bx = axes[0, 1]
+        bx.plot(history["step"], history["m_global"], color="C2", label="M_global (lower is better)")
+        bx.set_xlabel("step")
+        bx.set_ylabel("M_global")
+        kx = bx.twinx()
+        kx.plot(history["step"], history["k"], color="C3", ls="--", label="k_t")
+        kx.set_ylabel("k_t")
+        h1, l1 = bx.get_legend_handles_labels()
+        h2, l2 = kx.get_legend_handles_labels()
+        bx.legend(h1 + h2, l1 + l2, fontsize=8)
+        bx.set_title("BEGAN convergence")
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+def samples_figure_2d(labels: list[str], rows: list[dict], samples: list[np.ndarray], reference: np.ndarray,
+                      path: str | os.PathLike, title: str = "") -> None:
+    """One scatter per row over the data (grey), titled with its label and metrics."""
+    plt = _pyplot()
+    cols = min(len(rows), 4)
+    nrows = math.ceil(len(rows) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.4 * nrows), squeeze=False)
+    lim = np.abs(reference).max() * 1.25
+    for ax in axes.flat[len(rows):]:
+        ax.axis("off")
+    for ax, label, row, x in zip(axes.flat, labels, rows, samples):
+        ax.scatter(reference[:, 0], reference[:, 1], s=1, c="0.8", rasterized=True)
+        ax.scatter(x[:, 0], x[:, 1], s=1, c="C3", alpha=0.5, rasterized=True)
+        hq = f", HQ {row['hq']:.1f}%" if row.get("hq") is not None else ""
+        ax.set_title(f"{label}\nEMD {row['emd']:.4f}{hq}", fontsize=9)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
     save_figure(path, fig)
     plt.close(fig)
 
