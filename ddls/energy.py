@@ -20,10 +20,27 @@ from .errors import DDLSError
 LOG_2PI = math.log(2 * math.pi)
 
 # Discriminator output -> estimate of log(p_data / p_g). More families register here.
+LSGAN_FLOOR = 1e-4  # keeps log(D / (1 - D)) finite where a least-squares output leaves (0, 1)
+
+
+def _lsgan_log_ratio(out: Tensor) -> Tensor:
+    # targets 0 (fake) / 1 (real): the optimal output is p_data / (p_data + p_g)
+    d = out.clamp(LSGAN_FLOOR, 1 - LSGAN_FLOOR)
+    return torch.log(d) - torch.log1p(-d)
+
+
+def _fgan_scores() -> dict[str, Callable[[Tensor], Tensor]]:
+    from .losses import DIVERGENCES
+
+    return {f"fgan-{name}": div.log_ratio for name, div in DIVERGENCES.items()}
+
+
 SCORES: dict[str, Callable[[Tensor], Tensor]] = {
     "gan": lambda out: out,
     "wgan": lambda out: out,
     "ae": lambda out: -out,
+    "lsgan": _lsgan_log_ratio,
+    **_fgan_scores(),
 }
 
 

@@ -65,13 +65,98 @@ def sweep_figure_2d(rows: list[dict], samples: list[np.ndarray], reference: np.n
 
 
 def loss_figure(history: dict[str, list[float]], path: str | os.PathLike, title: str = "") -> None:
+    """Loss curves; BEGAN's convergence measure M_global and k_t get a panel of their own."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    extra = [k for k in ("m_global", "k") if history.get(k)]
+    fig, axes = plt.subplots(1, 1 + bool(extra), figsize=(6 + 5 * bool(extra), 3.5), squeeze=False)
+    ax = axes[0, 0]
     for key in history:
-        if key != "step":
+        if key not in ("step", "m_global", "k"):
             ax.plot(history["step"], history[key], label=key)
     ax.set_xlabel("step")
     ax.legend()
     ax.set_title(title or "training losses")
+    if extra:
+        bx = axes[0, 1]
+        bx.plot(history["step"], history["m_global"], color="C2", label="M_global (lower is better)")
+        bx.set_xlabel("step")
+        bx.set_ylabel("M_global")
+        kx = bx.twinx()
+        kx.plot(history["step"], history["k"], color="C3", ls="--", label="k_t")
+        kx.set_ylabel("k_t")
+        h1, l1 = bx.get_legend_handles_labels()
+        h2, l2 = kx.get_legend_handles_labels()
+        bx.legend(h1 + h2, l1 + l2, fontsize=8)
+        bx.set_title("BEGAN convergence")
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+def samples_figure_2d(labels: list[str], rows: list[dict], samples: list[np.ndarray], reference: np.ndarray,
+                      path: str | os.PathLike, title: str = "") -> None:
+    """One scatter per row over the data (grey), titled with its label and metrics."""
+    plt = _pyplot()
+    cols = min(len(rows), 4)
+    nrows = math.ceil(len(rows) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.4 * nrows), squeeze=False)
+    lim = np.abs(reference).max() * 1.25
+    for ax in axes.flat[len(rows):]:
+        ax.axis("off")
+    for ax, label, row, x in zip(axes.flat, labels, rows, samples):
+        ax.scatter(reference[:, 0], reference[:, 1], s=1, c="0.8", rasterized=True)
+        ax.scatter(x[:, 0], x[:, 1], s=1, c="C3", alpha=0.5, rasterized=True)
+        hq = f", HQ {row['hq']:.1f}%" if row.get("hq") is not None else ""
+        ax.set_title(f"{label}\nEMD {row['emd']:.4f}{hq}", fontsize=9)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+def image_tiles(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """(rows*cols, C, H, W) in [-1, 1] -> one (rows*H, cols*W[, 3]) array in [0, 1], row-major."""
+    n, c, h, w = images.shape
+    if n != rows * cols:
+        raise ValueError(f"{n} images do not fill a {rows}x{cols} grid")
+    x = np.clip((images + 1) / 2, 0, 1).reshape(rows, cols, c, h, w).transpose(0, 3, 1, 4, 2)
+    x = x.reshape(rows * h, cols * w, c)
+    return x[..., 0] if c == 1 else x
+
+
+def sweep_figure_images(rows: list[dict], path: str | os.PathLike, metric: str = "fid", title: str = "") -> None:
+    """FID against eps, the generator alone as a dashed line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sampled = [r for r in rows if r["eps"] is not None]
+    ax.plot([r["eps"] for r in sampled], [r[metric] for r in sampled], "o-", color="C0", label=f"{metric.upper()} (DDLS)")
+    ax.axhline(rows[0][metric], color="C0", ls="--", label=f"{metric.upper()} (generator)")
+    ax.set_xscale("log")
+    ax.set_xlabel("eps")
+    ax.set_ylabel(f"{metric.upper()} (lower is better)")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "DDLS step-size sweep")
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+def chains_figure(trajectory: np.ndarray, record_steps: list[int], path: str | os.PathLike, title: str = "") -> None:
+    """One row per chain, one column per recorded step: trajectory (R, N, C, H, W) in [-1, 1]."""
+    plt = _pyplot()
+    r, n = trajectory.shape[:2]
+    grid = image_tiles(trajectory.transpose(1, 0, 2, 3, 4).reshape(r * n, *trajectory.shape[2:]), n, r)
+    h, w = trajectory.shape[-2:]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * r), max(2.0, 0.45 * n + 0.6)))
+    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([w * i + w / 2 - 0.5 for i in range(r)])
+    ax.set_xticklabels([str(s) for s in record_steps], fontsize=6, rotation=90)
+    ax.set_yticks([])
+    ax.set_xlabel("Langevin step")
+    ax.set_title(title or "DDLS chains", fontsize=9)
     save_figure(path, fig)
     plt.close(fig)

@@ -133,7 +133,8 @@ def save_train_progress(path: str | os.PathLike, identity: dict, progress: Train
     _write(Path(path), TRAIN_FORMAT, identity, {
         "step": int(progress.step), "generator": progress.generator, "discriminator": progress.discriminator,
         "opt_g": progress.opt_g, "opt_d": progress.opt_d, "history": json.dumps(progress.history),
-        "generator_state": _cpu(progress.generator_state)})
+        "generator_state": _cpu(progress.generator_state),
+        "loss_state": {k: _cpu(v) for k, v in progress.loss_state.items()}})
 
 
 def load_train_progress(path: str | os.PathLike, identity: dict) -> TrainProgress:
@@ -141,7 +142,7 @@ def load_train_progress(path: str | os.PathLike, identity: dict) -> TrainProgres
     p = _read(path, TRAIN_FORMAT, identity)
     try:
         return TrainProgress(int(p["step"]), p["generator"], p["discriminator"], p["opt_g"], p["opt_d"],
-                             json.loads(p["history"]), p["generator_state"])
+                             json.loads(p["history"]), p["generator_state"], dict(p.get("loss_state") or {}))
     except (KeyError, TypeError, ValueError) as exc:
         raise DDLSError(f"{path} is an incomplete resume file ({type(exc).__name__}: {exc}); "
                         f"delete it to start over") from None

@@ -6,17 +6,23 @@ from typing import Any, Callable
 from torch import nn
 
 from ..errors import DDLSError
+from .autoencoder import AutoEncoderDiscriminator
 from .cnn32 import CNNDiscriminator32, CNNGenerator32
-from .mlp import MLPDiscriminator, MLPGenerator
+from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .mlp import MLPAutoEncoder, MLPDiscriminator, MLPGenerator
 from .resnet32 import ResNetDiscriminator32, ResNetGenerator32
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "mlp_g": MLPGenerator,
     "mlp_d": MLPDiscriminator,
+    "mlp_ae": MLPAutoEncoder,
     "cnn32_g": CNNGenerator32,
     "cnn32_d": CNNDiscriminator32,
     "resnet32_g": ResNetGenerator32,
     "resnet32_d": ResNetDiscriminator32,
+    "dcgan_g": DCGANGenerator,
+    "dcgan_d": DCGANDiscriminator,
+    "ae_d": AutoEncoderDiscriminator,
 }
 
 

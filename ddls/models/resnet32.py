@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .spectral_norm import apply_spectral_norm
+
 
 class ConditionalNorm(nn.Module):
     """Batch norm whose scale and shift come from the class: bn(x) * (1 + gain[y]) + shift[y]."""
@@ -51,14 +53,14 @@ class GeneratorBlock(nn.Module):
 
 class ResNetGenerator32(nn.Module):
     def __init__(self, z_dim: int = 128, channels: int = 256, n_blocks: int = 3, upsample: str = "nearest",
-                 eps: float = 1e-5, num_classes: int = 0, bottom: int = 4):
+                 eps: float = 1e-5, num_classes: int = 0, bottom: int = 4, image_channels: int = 3):
         super().__init__()
         self.z_dim, self.channels, self.bottom, self.num_classes = z_dim, channels, bottom, num_classes
         self.fc = nn.Linear(z_dim, bottom * bottom * channels)
         self.blocks = nn.ModuleList(GeneratorBlock(channels, channels, upsample, eps, num_classes)
                                     for _ in range(n_blocks))
         self.norm_out = nn.BatchNorm2d(channels, eps=eps)
-        self.conv_out = nn.Conv2d(channels, 3, 3, 1, 1)
+        self.conv_out = nn.Conv2d(channels, image_channels, 3, 1, 1)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         h = self.fc(z).view(z.shape[0], self.channels, self.bottom, self.bottom)
@@ -95,13 +97,16 @@ class ResNetDiscriminator32(nn.Module):
     """
 
     def __init__(self, channels: int = 128, pooling: str = "sum", bias: bool = True, num_classes: int = 0,
-                 downs: tuple[bool, ...] = (True, True, False, False)):
+                 downs: tuple[bool, ...] = (True, True, False, False), image_channels: int = 3,
+                 spectral_norm: bool = False):
         super().__init__()
         self.pooling = pooling
-        self.blocks = nn.ModuleList(DiscriminatorBlock(3 if i == 0 else channels, channels, down, i == 0)
+        self.blocks = nn.ModuleList(DiscriminatorBlock(image_channels if i == 0 else channels, channels, down, i == 0)
                                     for i, down in enumerate(downs))
         self.fc = nn.Linear(channels, 1, bias=bias)
         self.embed = nn.Embedding(num_classes, channels) if num_classes else None
+        if spectral_norm:  # training with SN; checkpoints from other libraries are folded at load instead
+            apply_spectral_norm(self)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         h = x

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def _as_matrix(weight: Tensor, rows: int) -> Tensor:
@@ -51,3 +51,14 @@ def fold_spectral_norm(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def has_spectral_norm(state: dict[str, Tensor]) -> bool:
     return any(k.endswith(("weight_orig", "sn_u")) for k in state)
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (one power iteration per training forward) on every conv, linear
+    and embedding weight, any channel count. In eval mode the stored vectors are used as they are."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for child in list(module.modules()):
+        if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            spectral_norm(child)
+    return module

@@ -1,0 +1,135 @@
+"""The command line of the post-hoc samplers: their options (shared by `sample` and `compare`),
+`sample --method drs|mhgan|dot|dgflow`, and the `compare` command. cli.py registers them."""
+from __future__ import annotations
+
+import functools
+import json
+import time
+from pathlib import Path
+
+import click
+
+from .errors import DDLSError
+
+POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
+class _PercentOrNone(click.ParamType):
+    name = "PERCENT|none"
+
+    def convert(self, value, param, ctx):
+        if value is None or str(value).lower() == "none":
+            return None
+        try:
+            v = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number in [0, 100] or 'none'", param, ctx)
+        if not 0 <= v <= 100:
+            self.fail(f"{v:g} is not in [0, 100]", param, ctx)
+        return v
+
+
+POSTHOC_OPTIONS = [  # settings of the post-hoc samplers; each command gets them as one dict `posthoc`
+    click.option("--calibration", type=click.Choice(["raw", "logistic", "isotonic", "finetune"]), default="raw",
+                 show_default=True, help="Map the discriminator's score to a calibrated logit, fitted on held-out "
+                                         "real and generated samples (post-hoc methods and compare)."),
+    click.option("--calibration-n", type=click.IntRange(min=2), default=5000, show_default=True,
+                 help="Held-out real and generated samples each, for logistic/isotonic calibration."),
+    click.option("--calibration-steps", "finetune_steps", type=click.IntRange(min=1), default=2000,
+                 show_default=True, help="Fine-tuning steps for --calibration finetune."),
+    click.option("--drs-pilot", type=click.IntRange(min=1), default=10000, show_default=True,
+                 help="DRS: generated samples whose largest logit first estimates the maximum."),
+    click.option("--drs-gamma-percentile", type=_PercentOrNone(), default="95", show_default=True,
+                 help="DRS: shift F by this percentile of each batch ('none': exact rejection sampling)."),
+    click.option("--mh-chain-length", type=click.IntRange(min=1), default=640, show_default=True,
+                 help="MH-GAN: generator proposals per output sample."),
+    click.option("--dot-steps", type=click.IntRange(min=0), default=100, show_default=True, help="DOT: steps."),
+    click.option("--dot-lr", type=POSITIVE, default=0.05, show_default=True, help="DOT: step size."),
+    click.option("--dot-optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True),
+    click.option("--dot-pairs", type=click.IntRange(min=1), default=100, show_default=True,
+                 help="DOT: random latent pairs for the Lipschitz estimate k_eff."),
+    click.option("--dgflow-steps", type=click.IntRange(min=0), default=25, show_default=True, help="DGflow: steps."),
+    click.option("--dgflow-eta", type=POSITIVE, default=0.1, show_default=True, help="DGflow: step size."),
+    click.option("--dgflow-gamma", type=click.FloatRange(min=0), default=0.01, show_default=True,
+                 help="DGflow: entropy regularisation (noise sqrt(2 eta gamma))."),
+    click.option("--dgflow-f", type=click.Choice(["KL", "JS", "logD"]), default="KL", show_default=True,
+                 help="DGflow: f-divergence."),
+]
+CALIBRATION_KEYS = ("calibration", "calibration_n", "finetune_steps")
+
+
+def posthoc_options(f):
+    keys = [o(lambda: None).__click_params__[0].name for o in POSTHOC_OPTIONS]  # the options' names
+
+    @functools.wraps(f)
+    def command(*args, **kwargs):
+        return f(*args, posthoc={k: kwargs.pop(k) for k in keys}, **kwargs)
+
+    for option in reversed(POSTHOC_OPTIONS):
+        command = option(command)
+    return command
+
+
+def posthoc_sample(model, energy, method, out, *, n, seed, chunk_size, steps, eps, noise_scale, posthoc, meta):
+    from .cli import _echo_err
+    from .compare import real_source
+    from .outputs import write_npz
+    from .posthoc import default_config, make_target, run
+
+    draw_real = real_source(model)
+    settings = {k: v for k, v in posthoc.items() if k not in CALIBRATION_KEYS}
+    config = default_config(method, chunk_size=chunk_size, steps=steps, eps=eps, noise_scale=noise_scale, **settings)
+    t0 = time.perf_counter()
+    target, record = make_target(energy, posthoc["calibration"], draw_real, n=posthoc["calibration_n"], seed=seed,
+                                 finetune_steps=posthoc["finetune_steps"])
+    result = run(method, target, n, config, seed=seed, draw_real=draw_real, progress=True)
+    wall = time.perf_counter() - t0
+    meta.update(method=method, data=model.data, energy=energy.kind, format=(model.meta or {}).get("format"),
+                settings=config.to_dict(), n=n, seed=seed, calibration=record, info=result.info,
+                evaluations=result.evaluations, seconds=round(wall, 3))
+    write_npz(out, result.arrays(), meta)
+    extra = f", acceptance {result.info['acceptance']:.3f}" if "acceptance" in result.info else ""
+    _echo_err(f"wrote {out}: {n} samples by {method} in {wall:.1f}s, "
+              f"{result.evaluations / n:.4g} network evaluations per sample{extra}")
+
+
+@click.command()
+@click.option("--ckpt", required=True, help="2-D checkpoint written by `ddls train` (or `ddls calibrate`).")
+@click.option("--methods", default="ddls,drs,mhgan,dot,dgflow", show_default=True,
+              help="Comma-separated: ddls, mala, drs, mhgan, dot, dgflow (the generator alone is always the first row).")
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="ddls/mala: Langevin steps.")
+@click.option("--eps", type=POSITIVE, default=1e-4, show_default=True, help="ddls/mala: Langevin step size.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=5000, show_default=True, help="Samples per method.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--chunk-size", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Chains (or proposals) at once; bounds memory.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for compare.csv, compare.json and compare.png (default: compare-<ckpt name>).")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
+@posthoc_options
+def compare(ckpt, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_json, posthoc):
+    """Compare post-hoc samplers on a 2-D checkpoint: EMD, modes, high-quality %, time, network evaluations."""
+    from .cli import _echo_err, _load
+    from .compare import COLUMNS, compare as run_compare, parse_methods, real_source, write_outputs
+    from .data2d import get_dataset
+    from .metrics2d import evaluate, reference_samples
+    from .sweep import format_table
+
+    chosen = parse_methods(methods)
+    model, energy = _load(ckpt, device, 1.0, 0.0, None)
+    if model.data is None:
+        raise DDLSError(f"{ckpt} does not say which data it was trained on; compare scores 2-D ddls checkpoints")
+    dataset = get_dataset(model.data)
+    settings = {k: v for k, v in posthoc.items() if k not in CALIBRATION_KEYS}
+    rows, samples, record = run_compare(
+        energy, chosen, dict(settings, steps=steps, eps=eps, chunk_size=chunk_size), lambda x: evaluate(x, dataset),
+        n=n, seed=seed, calibration=posthoc["calibration"], calibration_n=posthoc["calibration_n"],
+        finetune_steps=posthoc["finetune_steps"], draw_real=real_source(model), progress=True)
+    out = Path(out_dir or f"compare-{Path(ckpt).stem}")
+    record = {"ckpt": str(ckpt), "data": model.data, "n": n, "seed": seed, "calibration": record}
+    write_outputs(out, rows, samples, reference_samples(dataset, min(n, 5000)), record,
+                  title=f"{Path(ckpt).name}, {posthoc['calibration']} calibration, n={n}")
+    table = [{c: r.get(c) for c in COLUMNS} for r in rows]
+    click.echo(json.dumps(table) if as_json else format_table(table, COLUMNS))
+    _echo_err(f"wrote {out / 'compare.csv'}, {out / 'compare.json'} and {out / 'compare.png'}")

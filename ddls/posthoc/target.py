@@ -1,0 +1,114 @@
+"""What every post-hoc sampler acts on: latents, the generator, and a calibrated logit d(G(z)).
+
+The samplers of this package (DRS, MH-GAN, DOT, DGflow) see a GAN through a
+`LatentLogit`: prior draws z, samples G(z), and d(x), an estimate of
+log p_data(x)/p_g(x) after calibration. They return a `PosthocResult`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ..energy import LatentEnergy
+from ..errors import DDLSError
+from .calibration import RAW, Calibration
+
+
+@dataclass(frozen=True)
+class LatentLogit:
+    """z -> d(G(z)) / T, with d the calibrated score of `energy` and T its temperature."""
+
+    energy: LatentEnergy
+    calibration: Calibration = RAW
+
+    @property
+    def device(self) -> torch.device:
+        return self.energy.device
+
+    def modules(self):
+        return self.energy.modules()
+
+    def prior_sample(self, n: int, generator: torch.Generator) -> Tensor:
+        return self.energy.prior_sample(n, generator)
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.energy.decode(z)
+
+    def of_samples(self, x: Tensor) -> Tensor:
+        """The calibrated logit of samples x, shape (B,)."""
+        return self.calibration(self.energy.score(x)) / self.energy.temperature
+
+    def __call__(self, z: Tensor) -> Tensor:
+        return self.of_samples(self.decode(z))
+
+    def as_energy(self) -> LatentEnergy:
+        """The DDLS energy -log p0(z) - d(G(z)) for this calibrated logit.
+
+        A logistic calibration a*s + b is the score at temperature T/a (b is a constant
+        energy shift, which no sampler sees); a non-differentiable one cannot drive Langevin.
+        """
+        if not self.calibration.differentiable:
+            raise DDLSError(f"{self.calibration.kind} calibration is a step function, so gradient samplers "
+                            f"(ddls, mala, dot, dgflow) cannot use it; choose raw, logistic or finetune")
+        if self.calibration.kind != "logistic":
+            return self.energy
+        if not self.calibration.a > 0:
+            raise DDLSError(f"logistic calibration found slope {self.calibration.a:.3g} <= 0: the discriminator "
+                            f"ranks generated samples above real ones; it cannot guide sampling")
+        e = self.energy
+        return LatentEnergy(e.generator, e.discriminator, e.latent_shape, kind=e.kind,
+                            temperature=e.temperature / self.calibration.a, sigma=e.sigma, label=e.label,
+                            select=e.select)
+
+
+@dataclass
+class PosthocResult:
+    """Kept samples, their latents, and what it cost."""
+
+    samples: Tensor  # (n, *sample_shape), on the CPU
+    latents: Tensor  # (n, dim), on the CPU
+    evaluations: int  # passes through d(G(.)): each forward and each backward counts one
+    info: dict = field(default_factory=dict)  # per method: acceptance, k_eff, ...
+
+    def arrays(self) -> dict:
+        return {"x": self.samples.numpy(), "z": self.latents.numpy()}
+
+
+DrawReal = Callable[[int, torch.Generator], Tensor]  # n real samples, drawn with the given generator
+CALIBRATION_STREAM = 7_000_001  # key of the calibration samples' random stream (see derived_seed)
+
+
+def make_target(energy: LatentEnergy, calibration: str, draw_real: DrawReal | None = None, *, n: int = 5000, seed: int = 0,
+                finetune_steps: int = 2000) -> tuple[LatentLogit, dict]:
+    """The LatentLogit for `calibration`, fitted on n held-out real and n generated samples.
+
+    Returns it with a record of the fit: {'calibration': ..., 'evaluations': passes through D spent}.
+    """
+    from .._torch import derived_seed, frozen, make_generator
+    from ..calibrate import calibrate
+    from .calibration import fit
+
+    if calibration == "raw":
+        return LatentLogit(energy), {"calibration": RAW.to_dict(), "evaluations": 0}
+    if draw_real is None:
+        raise DDLSError(f"{calibration} calibration needs real samples, and this checkpoint names no data "
+                        f"source (only 2-D ddls checkpoints do so far); use --calibration raw")
+    if calibration == "finetune":
+        batch = 256
+        d, losses = calibrate(energy.generator, energy.discriminator, energy.latent_shape, draw_real,
+                              steps=finetune_steps, batch_size=batch, seed=seed)
+        tuned = LatentEnergy(energy.generator, d, energy.latent_shape, kind="gan", temperature=energy.temperature,
+                             sigma=energy.sigma, label=energy.label, select=energy.select)
+        # each step: D forward and backward on a real and a generated batch
+        return LatentLogit(tuned, Calibration("finetune")), {
+            "calibration": {"kind": "finetune", "steps": finetune_steps, "final_loss": losses[-1]},
+            "evaluations": 4 * batch * finetune_steps}
+    gen = make_generator(derived_seed(seed, CALIBRATION_STREAM), energy.device)
+    with torch.no_grad(), frozen(*energy.modules()):
+        real = energy.score(draw_real(n, gen).to(energy.device))
+        fake = energy.score(energy.decode(energy.prior_sample(n, gen)))
+    cal = fit(calibration, real, fake)
+    return LatentLogit(energy, cal), {"calibration": cal.to_dict(), "evaluations": 2 * n}

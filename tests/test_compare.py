@@ -1,0 +1,97 @@
+"""`ddls sample --method ...` and `ddls compare` end to end on the shipped 2-D model, with few samples."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ddls.cli import cli
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def ckpt():
+    # the shipped 25-Gaussian model: small, and it names its data
+    return Path(__file__).resolve().parents[1] / "pretrained" / "gmm25_wgangp.pt"
+
+
+@pytest.mark.parametrize("method, extra", [
+    ("drs", ["--drs-pilot", 50, "--drs-gamma-percentile", "none"]),
+    ("mhgan", ["--mh-chain-length", 4, "--calibration", "isotonic", "--calibration-n", 100]),
+    ("dot", ["--dot-steps", 3, "--dot-optimizer", "adam"]),
+    ("dgflow", ["--dgflow-steps", 3, "--dgflow-f", "JS", "--calibration", "logistic", "--calibration-n", 100]),
+])
+def test_sample_with_each_posthoc_method(ckpt, tmp_path, method, extra):
+    out = tmp_path / "s.npz"
+    r = invoke("sample", "--ckpt", ckpt, "--method", method, "--n", 40, "--out", out, *extra)
+    assert r.exit_code == 0, r.output
+    with np.load(out) as npz:
+        assert npz["x"].shape == (40, 2) and npz["z"].shape == (40, 2)
+        meta = json.loads(str(npz["meta"]))
+    assert meta["method"] == method and meta["data"] == "gmm25"
+    assert meta["evaluations"] > 0 and "calibration" in meta
+
+
+def test_sample_method_ddls_is_the_default_and_mala_equals_the_flag(ckpt, tmp_path):
+    outs = {}
+    for name, args in {"default": [], "ddls": ["--method", "ddls"], "flag": ["--mala"],
+                       "mala": ["--method", "mala"]}.items():
+        r = invoke("sample", "--ckpt", ckpt, "--steps", 5, "--n", 20, "--out", tmp_path / f"{name}.npz", *args)
+        assert r.exit_code == 0, r.output
+        with np.load(tmp_path / f"{name}.npz") as npz:
+            outs[name] = npz["x"]
+    np.testing.assert_array_equal(outs["default"], outs["ddls"])
+    np.testing.assert_array_equal(outs["flag"], outs["mala"])
+    assert not np.array_equal(outs["ddls"], outs["mala"])
+
+
+def test_compare_writes_table_json_and_figure(ckpt, tmp_path):
+    out = tmp_path / "cmp"
+    r = invoke("compare", "--ckpt", ckpt, "--methods", "ddls,drs,mhgan,dot,dgflow", "--n", 60, "--steps", 5,
+               "--drs-pilot", 50, "--mh-chain-length", 4, "--dot-steps", 3, "--dgflow-steps", 3, "--out", out,
+               "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout.strip().splitlines()[-1])
+    assert [row["method"] for row in rows] == ["generator", "ddls", "drs", "mhgan", "dot", "dgflow"]
+    by = {row["method"]: row for row in rows}
+    # network evaluations per kept sample, by hand: 2 per Langevin/flow step (+2 at the start for Langevin)
+    assert by["generator"]["evals_per_sample"] == 1
+    assert by["ddls"]["evals_per_sample"] == 2 * 6
+    assert by["mhgan"]["evals_per_sample"] == 4 + 1
+    assert by["dgflow"]["evals_per_sample"] == 2 * 3
+    assert by["dot"]["evals_per_sample"] == pytest.approx(2 * 3 + 2 * 100 / 60, abs=0.01)
+    assert all(np.isfinite(row["emd"]) and row["modes"] is not None for row in rows)
+    assert (out / "compare.csv").read_text().splitlines()[0] == \
+        "method,emd,modes,hq,seconds,evals_per_sample,acceptance"
+    assert (out / "compare.png").stat().st_size > 0
+    assert json.loads((out / "compare.json").read_text())["rows"][2]["settings"]["pilot"] == 50
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compare", "--methods", "ddls,nope"], "unknown method(s) nope"),
+    (["sample", "--method", "dot", "--resume"], "--resume, --record-every and --mala"),
+    (["sample", "--method", "dot", "--calibration", "isotonic", "--calibration-n", 50], "isotonic calibration has none"),
+])
+def test_one_line_errors(ckpt, tmp_path, args, message):
+    r = invoke(*args, "--ckpt", ckpt, "--n", 10, "--out", tmp_path / "o")
+    assert r.exit_code == 1, r.output
+    assert message in r.output and "Traceback" not in r.output
+
+
+def test_image_checkpoint_without_real_data_is_one_line():
+    from ddls.compare import real_source
+    from ddls.checkpoint import Model
+    from ddls.posthoc import make_target
+    from ddls.errors import DDLSError
+    from conftest import Linear
+    from ddls.energy import LatentEnergy
+
+    model = Model(Linear([[1.0, 0.0]], [0.0]), Linear([[1.0]], [0.0]), (2,), "gan", data=None)
+    assert real_source(model) is None
+    energy = LatentEnergy(model.generator, model.discriminator, 2)
+    with pytest.raises(DDLSError, match="names no data source"):
+        make_target(energy, "logistic", real_source(model))
