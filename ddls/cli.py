@@ -379,7 +379,7 @@ def sweep(ckpt, eps_values, steps, out_dir, as_json, features, stats, data, ref_
 
 
 @cli.command()
-@click.option("--ckpt", required=True, help="Checkpoint written by `ddls train`.")
+@click.option("--ckpt", required=True, help="Checkpoint written by `ddls train` (2-D or images).")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Discriminator fine-tuning steps.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
@@ -392,23 +392,27 @@ def calibrate(ckpt, steps, batch_size, lr, seed, device, out):
     from ._torch import resolve_device
     from .calibrate import calibrate as run_calibrate
     from .checkpoint import load_model, save_ddls
-    from .data2d import get_dataset
+    from .energy import SCORES
+    from .train_run import real_data
 
     model = load_model(ckpt, resolve_device(device))
     if model.data is None:
         raise DDLSError(f"{ckpt} does not say which data it was trained on; calibration needs its data")
-    dataset = get_dataset(model.data)
-    d, losses = run_calibrate(model.generator, model.discriminator, model.latent_shape, dataset.sample,
-                              steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=True)
+    image_size = (model.meta.get("config") or {}).get("image_size")
+    draw_real = real_data(model.data, image_size)[0]
+    d, losses = run_calibrate(model.generator, model.discriminator, model.latent_shape, draw_real,
+                              steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=True,
+                              score=SCORES[model.energy_kind])
+    kind = "gan" if model.energy_kind in ("gan", "wgan") else model.energy_kind  # the critic is now a logit
     spec = model.meta["model"]
     extra = dict(model.meta.get("extra") or {})
     extra["calibration"] = {"from": str(ckpt), "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
                             "energy_before": model.energy_kind, "final_loss": losses[-1]}
     save_ddls(out, g=model.generator, d=d, g_spec=spec["generator"], d_spec=spec["discriminator"],
-              latent_shape=model.latent_shape, energy_kind="gan", config_json=json.dumps(model.meta["config"]),
+              latent_shape=model.latent_shape, energy_kind=kind, config_json=json.dumps(model.meta["config"]),
               step=model.meta.get("step") or 0, data=model.data, extra=extra)
     _echo_err(f"wrote {out}: discriminator fine-tuned for {steps} steps, logistic loss "
-              f"{losses[0]:.3f} -> {losses[-1]:.3f}; energy kind now 'gan'")
+              f"{losses[0]:.3f} -> {losses[-1]:.3f}; energy kind now {kind!r}")
 
 
 @cli.command()
