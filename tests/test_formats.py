@@ -59,6 +59,48 @@ def test_gan_collections_cnn32(tmp_path, sn):
     assert model.meta["architecture"] == "cnn32" and model.latent_shape == (100,)
 
 
+def _collections_save(tmp_path, g, d):
+    path = tmp_path / "model.pt"
+    torch.save({"net_G": g, "net_D": d, "optim_G": {}, "optim_D": {}, "sched_G": {}, "sched_D": {}}, path)
+    return path
+
+
+def test_gan_collections_dcgan_batchnorm_discriminator(tmp_path):
+    """The library's DCGAN cnn32 (ConvTranspose G from z, batch-norm D) loads strictly and samples with
+    the batch norms' running statistics."""
+    from ddls._torch import frozen
+
+    g, d = L.collections_dcgan32(100, width_g=16, width_d=8)  # widths are read from the shapes
+    path = _collections_save(tmp_path, g, d)
+    ref_g, ref_d = (lambda z: L.ref_collections_dcgan32_g(g, z)), (lambda x: L.ref_collections_dcgan32_d(d, x))
+    model = check([path], ref_g, ref_d, 100, tmp_path, kind="gan")
+    assert model.meta["architecture"] == "cnn32" and model.meta["variant"] == "DCGAN"
+    assert model.latent_shape == (100,)
+    with np.load(tmp_path / "x.npz") as npz:  # the CLI's samples are G(z) of its final latents, in eval mode
+        z, x = torch.from_numpy(npz["z"]), torch.from_numpy(npz["x"])
+    torch.testing.assert_close(x, ref_g(z), rtol=1e-4, atol=1e-5)
+    # Batch statistics would give another energy: sampling must (and does) use the running ones.
+    energy = model.energy()
+    zs = torch.randn(3, 100, generator=torch.Generator().manual_seed(3))
+    expected = hand_energy(zs, ref_d(ref_g(zs)))
+    model.discriminator.train()
+    with torch.no_grad():
+        with frozen(*energy.modules()):  # what the driver wraps every run in
+            torch.testing.assert_close(energy(zs), expected, rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(energy(zs), expected, rtol=1e-3, atol=1e-3)  # (this also moves the stats)
+
+
+def test_gan_collections_dcgan_real_width_inspect(tmp_path):
+    g, d = L.collections_dcgan32(100)  # the library's sizes: 1024..128-channel G, 64..512-channel D
+    r = invoke("inspect", "--ckpt", _collections_save(tmp_path, g, d))
+    assert r.exit_code == 0, r.output
+    assert "architecture: cnn32" in r.output and "variant: DCGAN" in r.output and "energy: gan" in r.output
+    stats = ("num_batches_tracked", "running_mean", "running_var")
+    for net, name in ((g, "generator"), (d, "discriminator")):
+        count = sum(v.numel() for k, v in net.items() if not k.endswith(stats))
+        assert f"{name}_parameters: {count:,}" in r.output
+
+
 @pytest.mark.parametrize("sn", [True, False], ids=["sngan", "wgangp"])
 def test_gan_collections_res32(tmp_path, sn):
     g, d = L.collections_res32(128, 32, 16, sn)  # widths are read from the shapes: small ones keep this fast
