@@ -2,7 +2,8 @@
 
 Chunk k of a run draws its initial latents and its noise from a stream seeded by
 (seed, k): for a given chunk size, chunk k gives the same chains whichever process
-or device order runs it, so a run can be split by chunk and stitched back.
+or device order runs it, so a run can be split by chunk and stitched back. Chunk k
+evaluates `energy.for_chains(start, stop)`, which carries its chains' class labels.
 """
 from __future__ import annotations
 
@@ -237,23 +238,24 @@ def sample(energy: LatentEnergy, config: RunConfig, *, sampler: Sampler | None =
         with frozen(*energy.modules()):
             for k in range(done.chunk, n_chunks):
                 size = min(config.chunk_size, config.n - k * config.chunk_size)
+                chunk = energy.for_chains(k * config.chunk_size, k * config.chunk_size + size)  # its labels
                 gen = make_generator(derived_seed(config.seed, k), device)
-                z0 = energy.prior_sample(size, gen)
+                z0 = chunk.prior_sample(size, gen)
                 if config.steps == 0:
                     with torch.no_grad():
                         done.latents.append(z0.cpu())
-                        done.samples.append(energy.decode(z0).cpu())
+                        done.samples.append(chunk.decode(z0).cpu())
                     continue
 
                 def record(step: int, st: State) -> Tensor:
                     with torch.no_grad():
-                        return energy.decode(st.position).cpu()
+                        return chunk.decode(st.position).cpu()
 
                 def save_chain(chain: ChainProgress, k=k) -> None:
                     done.chunk, done.chain = k, chain
                     save(done)
 
-                run = run_chain(sampler, energy, z0, steps=config.steps, generator=gen, record=record,
+                run = run_chain(sampler, chunk, z0, steps=config.steps, generator=gen, record=record,
                                 record_every=config.record_every, check_every=config.check_every,
                                 chain_offset=k * config.chunk_size,
                                 on_step=bar.update if bar is not None else None, on_nan=on_nan,
@@ -261,7 +263,7 @@ def sample(energy: LatentEnergy, config: RunConfig, *, sampler: Sampler | None =
                                 save=save_chain if save is not None else None, save_every=save_every)
                 done.latents.append(run.state.position.cpu())
                 with torch.no_grad():
-                    done.samples.append(energy.decode(run.state.position).cpu())
+                    done.samples.append(chunk.decode(run.state.position).cpu())
                 if sampler.name == "mala":
                     done.accepts.append((run.accept_sum / config.steps).cpu())
                 if run.records:

@@ -165,6 +165,43 @@ def test_studiogan_conditional_needs_label(tmp_path):
     assert "out of range" in line
 
 
+def test_label_each_cycles_classes_across_chunks(tmp_path):
+    """--label each: chain i has class i mod 10, across chunks of 5; `y` records it, and each chain's
+    sample and energy are those of its own class."""
+    g, d = L.studiogan_pair(80, 32, 16, 10)
+    gp, dp = _studio_save(tmp_path, g, d)
+    out = tmp_path / "each.npz"
+    r = invoke("sample", "--ckpt", gp, "--disc", dp, "--label", "each", "--n", 12, "--chunk-size", 5,
+               "--steps", 2, "--eps", 1e-3, "--device", "cpu", "--out", out)
+    assert r.exit_code == 0, r.output
+    with np.load(out) as npz:
+        y, z, x = torch.from_numpy(npz["y"]), torch.from_numpy(npz["z"]), torch.from_numpy(npz["x"])
+    assert y.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    with torch.no_grad():
+        ref_x = L.ref_resnet_g(g, z, L.STUDIO_G, eps=1e-4, y=y)
+        torch.testing.assert_close(x, ref_x, rtol=1e-4, atol=1e-5)
+        energy = load_any(gp, dp).energy(label=y)
+        torch.testing.assert_close(energy(z), hand_energy(z, L.ref_studiogan_d(d, ref_x, y)), rtol=1e-4, atol=1e-4)
+    r = invoke("sample", "--ckpt", gp, "--disc", dp, "--label", 4, "--n", 3, "--steps", 0, "--device", "cpu",
+               "--out", out)
+    assert r.exit_code == 0, r.output
+    with np.load(out) as npz:
+        assert npz["y"].tolist() == [4, 4, 4]
+    assert "drop --label" in one_line_error(invoke("sample", "--ckpt", unconditional_checkpoint(tmp_path), "--label", "each",
+                                                   "--device", "cpu", "--out", out))
+    assert "--label each are for --method ddls/mala" in one_line_error(
+        invoke("sample", "--ckpt", gp, "--disc", dp, "--label", "each", "--method", "drs", "--device", "cpu",
+               "--out", out))
+    bad = invoke("sample", "--ckpt", gp, "--disc", dp, "--label", "all", "--out", out)
+    assert bad.exit_code == 2 and "neither a class index" in bad.output
+
+
+def unconditional_checkpoint(tmp_path):
+    """An unconditional pytorch-gan-collections checkpoint, for the label errors."""
+    g, d = L.collections_dcgan32(8, width_g=2, width_d=2)
+    return _collections_save(tmp_path, g, d)
+
+
 def test_ddls_native_through_load_any(tmp_path):
     path = tmp_path / "tiny.pt"
     r = invoke("train", "--data", "gmm25", "--steps", 3, "--hidden", 8, "--depth", 1, "--batch-size", 16,
