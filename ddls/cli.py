@@ -167,7 +167,7 @@ def train(data, loss, arch, steps, seed, batch_size, z_dim, hidden, depth, width
 @cli.command()
 @click.option("--ckpt", required=True, help=CKPT_HELP)
 @click.option("--disc", default=None, help=DISC_HELP)
-@click.option("--label", type=_LabelType(), default=None,
+@click.option("--label", type=_LabelType(), default=None, metavar="K|each",
               help="Class of a conditional model, G(z, y) and D(x, y): K for every chain, or 'each': chain i "
                    "gets class i mod num_classes. Saved per chain as `y`.")
 @click.option("--steps", type=click.IntRange(min=0), default=500, show_default=True, help="Langevin steps (0: generator alone).")

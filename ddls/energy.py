@@ -85,10 +85,12 @@ def as_label(label: Label) -> int | Tensor | None:
     try:
         labels = torch.as_tensor(label)
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise DDLSError(f"label must be a class index or one class index per chain, got {type(label).__name__}") from exc
+        raise DDLSError(f"label must be a class index or one class index per chain, "
+                        f"got {type(label).__name__}") from exc
     if labels.dim() == 0:
         return int(labels)
-    if labels.dim() != 1 or not len(labels) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+    integral = not (labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool)
+    if labels.dim() != 1 or not len(labels) or not integral:
         raise DDLSError(f"per-chain labels must be a non-empty 1-D sequence of class indices, "
                         f"got shape {tuple(labels.shape)} of {labels.dtype}")
     return labels.long()
@@ -188,7 +190,7 @@ class LatentEnergy:
             return self
         if not 0 <= start < stop <= len(self.label):
             raise DDLSError(f"chains {start}..{stop - 1} asked of an energy with labels for {len(self.label)} "
-                            f"chains; give one label per chain (n labels for n chains)")
+                            f"chains; give a label for every chain (chain i takes label[i])")
         return self._with_label(self.label[start:stop])
 
     def chain_labels(self, n: int) -> Tensor | None:
@@ -208,7 +210,7 @@ class LatentEnergy:
         if len(self.label) != batch:
             raise DDLSError(f"this energy holds labels for {len(self.label)} chains but was called on "
                             f"{batch}; call energy.for_chains(start, stop) for a part of the chains")
-        return (self.label.to(device, non_blocking=True),)
+        return (self.label.to(device),)
 
     def _generate(self, z: Tensor) -> Tensor:
         return self.generator(z, *self._labels(z.shape[0], z.device))

@@ -94,7 +94,8 @@ def load(payload: Any, path: Path, disc: Any = None, disc_path: Path | None = No
         variant = "SNGAN" if sn else "WGAN-GP"
     else:
         raise DDLSError(f"{path}: a pytorch-gan-collections checkpoint whose net_G is neither cnn32 "
-                        f"(linear + main.*, or DCGAN's main.* alone) nor res32 (linear, blocks.*.residual.*); ddls reads those two")
+                        f"(linear + main.*, or DCGAN's main.* alone) nor res32 (linear, blocks.*.residual.*); "
+                        f"ddls reads those two")
     kind = "wgan" if variant == "WGAN-GP" else "gan"
     meta = {"format": NAME, "architecture": arch, "variant": variant, "spectral_norm": sn}
     return Model(g, d, (z_dim,), kind, meta=meta)
