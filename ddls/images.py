@@ -5,7 +5,6 @@ of the generators' tanh output.
 """
 from __future__ import annotations
 
-import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,53 +14,16 @@ import torch
 from torch import Tensor
 
 from .errors import DDLSError
+from .idx import read_fashion_mnist
 
-FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-FASHION_MNIST_ENV = "DDLS_FASHION_MNIST"
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """An IDX file (the MNIST family's format), gzipped or not, as a numpy array."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError) as exc:
-        raise DDLSError(f"cannot read {path}: {exc}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
-        raise DDLSError(f"{path} is not an IDX file (bad magic number)")
-    ndim = raw[3]
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(IDX_DTYPES[raw[2]])
-    body = raw[4 + 4 * ndim:]
-    if len(body) != dtype.itemsize * int(np.prod(dims)):
-        raise DDLSError(f"{path} is truncated: header says {dims}, found {len(body)} bytes of data")
-    return np.frombuffer(body, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
-
-
-def fashion_mnist_dir(root: str | os.PathLike | None = None) -> Path:
-    return Path(root or os.environ.get(FASHION_MNIST_ENV) or FASHION_MNIST_DIR)
 
 
 def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (N, 28, 28), labels (N,)) read from the IDX files."""
-    if split not in ("train", "test"):
-        raise DDLSError(f"Fashion-MNIST split must be 'train' or 'test', got {split!r}")
-    folder = fashion_mnist_dir(root)
-    prefix = "train" if split == "train" else "t10k"
-    images, labels = folder / f"{prefix}-images-idx3-ubyte.gz", folder / f"{prefix}-labels-idx1-ubyte.gz"
-    if not images.exists() or not labels.exists():
-        raise DDLSError(f"Fashion-MNIST not found in {folder}; install it with `apt-get install dataset-fashion-mnist`"
-                        f" (Debian/Ubuntu) or set {FASHION_MNIST_ENV} to a folder holding {images.name}")
-    x, y = read_idx(images), read_idx(labels)
-    if x.ndim != 3 or y.shape != (x.shape[0],):
-        raise DDLSError(f"{folder}: images {x.shape} and labels {y.shape} do not match")
-    return x, y
+    """(images uint8 (N, 28, 28), labels (N,)) read from the IDX files of Debian's dataset-fashion-mnist."""
+    return read_fashion_mnist(split, root)
 
 
 def load_cifar10(split: str = "train", root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -117,3 +117,46 @@ def samples_figure_2d(labels: list[str], rows: list[dict], samples: list[np.ndar
         fig.suptitle(title)
     save_figure(path, fig)
     plt.close(fig)
+
+
+def image_tiles(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """(rows*cols, C, H, W) in [-1, 1] -> one (rows*H, cols*W[, 3]) array in [0, 1], row-major."""
+    n, c, h, w = images.shape
+    if n != rows * cols:
+        raise ValueError(f"{n} images do not fill a {rows}x{cols} grid")
+    x = np.clip((images + 1) / 2, 0, 1).reshape(rows, cols, c, h, w).transpose(0, 3, 1, 4, 2)
+    x = x.reshape(rows * h, cols * w, c)
+    return x[..., 0] if c == 1 else x
+
+
+def sweep_figure_images(rows: list[dict], path: str | os.PathLike, metric: str = "fid", title: str = "") -> None:
+    """FID against eps, the generator alone as a dashed line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sampled = [r for r in rows if r["eps"] is not None]
+    ax.plot([r["eps"] for r in sampled], [r[metric] for r in sampled], "o-", color="C0", label=f"{metric.upper()} (DDLS)")
+    ax.axhline(rows[0][metric], color="C0", ls="--", label=f"{metric.upper()} (generator)")
+    ax.set_xscale("log")
+    ax.set_xlabel("eps")
+    ax.set_ylabel(f"{metric.upper()} (lower is better)")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "DDLS step-size sweep")
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+def chains_figure(trajectory: np.ndarray, record_steps: list[int], path: str | os.PathLike, title: str = "") -> None:
+    """One row per chain, one column per recorded step: trajectory (R, N, C, H, W) in [-1, 1]."""
+    plt = _pyplot()
+    r, n = trajectory.shape[:2]
+    grid = image_tiles(trajectory.transpose(1, 0, 2, 3, 4).reshape(r * n, *trajectory.shape[2:]), n, r)
+    h, w = trajectory.shape[-2:]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * r), max(2.0, 0.45 * n + 0.6)))
+    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([w * i + w / 2 - 0.5 for i in range(r)])
+    ax.set_xticklabels([str(s) for s in record_steps], fontsize=6, rotation=90)
+    ax.set_yticks([])
+    ax.set_xlabel("Langevin step")
+    ax.set_title(title or "DDLS chains", fontsize=9)
+    save_figure(path, fig)
+    plt.close(fig)

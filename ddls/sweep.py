@@ -54,3 +54,13 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
     lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(b, widths)) for b in body]
     return "\n".join(lines)
+
+
+def chains_to_show(energy: LatentEnergy, base: RunConfig, eps: float, n_chains: int, every: int):
+    """A few chains at `eps`, recorded every `every` steps, for a picture of how samples move.
+
+    Returns (trajectory (R, n_chains, *sample_shape) as numpy, record_steps).
+    """
+    config = replace(base, n=n_chains, chunk_size=n_chains, eps=float(eps), record_every=every)
+    result = sample(energy, config)
+    return result.trajectory.numpy(), result.record_steps

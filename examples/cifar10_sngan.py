@@ -6,8 +6,9 @@ Steps: load a CIFAR-10 SNGAN checkpoint of any format ddls reads; calibrate its
 discriminator as a logistic classifier against the frozen generator on real CIFAR-10
 batches; draw 50,000 samples with the generator alone and with Langevin DDLS; score
 both with Inception Score and FID. Needs a GPU (hours on one), the CIFAR-10 training
-set (torchvision downloads it) and, for the scores, `pip install pytorch-gan-metrics`
-plus its CIFAR-10 FID statistics file (`--fid-stats`, e.g. cifar10.train.npz).
+set (torchvision downloads it) and, for the scores, the CIFAR-10 FID statistics file of
+pytorch-gan-metrics (`--fid-stats`, e.g. cifar10.train.npz) and the original Inception
+weights with their classifier (`ddls inception install --download` or `--from FILE`).
 
     python examples/cifar10_sngan.py --ckpt sngan_cifar.pt --steps 500 --eps 0.01
     python examples/cifar10_sngan.py --ckpt netG_100000_steps.pth --disc netD_100000_steps.pth
@@ -57,20 +58,21 @@ def cifar10_sampler(root: str, device: torch.device):
     return draw_real
 
 
-def scores(images: torch.Tensor, fid_stats: str | None) -> dict | None:
-    """IS and FID of images in [-1, 1], or None (with a hint) without pytorch-gan-metrics."""
-    try:
-        from pytorch_gan_metrics import get_inception_score_and_fid
-    except ImportError:
-        print("IS/FID skipped: pip install pytorch-gan-metrics (and pass --fid-stats cifar10.train.npz)",
-              file=sys.stderr)
-        return None
+def scores(images: torch.Tensor, fid_stats: str | None, device: torch.device) -> dict | None:
+    """IS and FID of images in [-1, 1] through ddls' Inception features (pytorch-gan-metrics), or None."""
     if fid_stats is None:
-        print("IS/FID skipped: pass --fid-stats, the CIFAR-10 statistics file of pytorch-gan-metrics",
-              file=sys.stderr)
+        print("IS/FID skipped: pass --fid-stats, the CIFAR-10 statistics file of pytorch-gan-metrics "
+              "(or one from `ddls stats`)", file=sys.stderr)
         return None
-    (is_mean, is_std), fid = get_inception_score_and_fid((images + 1) / 2, fid_stats)
-    return {"IS": float(is_mean), "IS_std": float(is_std), "FID": float(fid)}
+    from ddls.features import inception_features, inception_probs, inception_score
+    from ddls.fid_stats import check_same_space, fid_to, read_stats
+
+    reference, meta = read_stats(fid_stats)
+    extractor = inception_features(device)
+    check_same_space(meta, extractor, fid_stats)
+    result = {"FID": fid_to(images, reference, extractor, progress=True)}
+    result["IS"], result["IS_std"] = inception_score(inception_probs(images, device))
+    return result
 
 
 def main(argv=None) -> None:
@@ -96,7 +98,7 @@ def main(argv=None) -> None:
         config = ddls.RunConfig(n=args.n, steps=steps, eps=args.eps, seed=args.seed, chunk_size=args.chunk_size)
         images = ddls.sample(energy, config, progress=True).samples
         torch.save(images[:100].clone(), out / f"{name}_first100.pt")
-        results[name] = scores(images, args.fid_stats)
+        results[name] = scores(images, args.fid_stats, device)
         print(f"{name}: {results[name]} (paper: {PAPER[name]})", file=sys.stderr)
     (out / "scores.json").write_text(json.dumps(results, indent=2))
 

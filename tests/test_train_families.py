@@ -14,7 +14,8 @@ from ddls.checkpoint import load_model
 from ddls.cli import cli
 from ddls.data2d import get_dataset
 from ddls.errors import DDLSError
-from ddls.images import get_image_data, load_fashion_mnist, read_idx
+from ddls.idx import read_idx
+from ddls.images import get_image_data, load_fashion_mnist
 from ddls.losses import LOSSES
 from ddls.resume import load_train_progress, save_train_progress
 from ddls.trainer import TrainConfig, save_trained, train
@@ -126,7 +127,7 @@ def test_read_idx_round_trip(tmp_path):
     (tmp_path / "a.gz").write_bytes(gzip.compress(raw))
     np.testing.assert_array_equal(read_idx(tmp_path / "a.gz"), arr)
     (tmp_path / "b").write_bytes(raw[:-1])
-    with pytest.raises(DDLSError, match="truncated"):
+    with pytest.raises(DDLSError, match="header promises 24"):
         read_idx(tmp_path / "b")
     (tmp_path / "c").write_bytes(b"\x01\x02\x03\x04")
     with pytest.raises(DDLSError, match="not an IDX file"):
@@ -134,9 +135,9 @@ def test_read_idx_round_trip(tmp_path):
 
 
 def test_missing_fashion_mnist_says_how_to_install_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("DDLS_FASHION_MNIST", str(tmp_path))
+    monkeypatch.setenv("DDLS_FASHION_MNIST_DIR", str(tmp_path))
     line = last_line(invoke("train", "--data", "fashion-mnist", "--steps", 1, "--out", tmp_path / "run"))
-    assert line.startswith("Error: Fashion-MNIST not found in ") and "apt-get install dataset-fashion-mnist" in line
+    assert line.startswith(f"Error: Fashion-MNIST file {tmp_path}/") and "apt-get install dataset-fashion-mnist" in line
 
 
 @pytest.mark.skipif(not (load_fashion_mnist.__module__ and __import__("os").path.exists(
