@@ -58,13 +58,39 @@ def _chain_options(f):
     return f
 
 
+EACH = "each"  # --label each: chain i gets class i mod num_classes
+
+
+class _LabelType(click.ParamType):
+    """--label: a class index (>= 0), or 'each'."""
+
+    name = "K|each"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == EACH:
+            return value
+        try:
+            label = int(value)
+        except ValueError:
+            label = -1
+        if label < 0:
+            self.fail(f"{value!r} is neither a class index (0, 1, ...) nor '{EACH}'", param, ctx)
+        return label
+
+
 def _load(ckpt: str, device: str, temperature: float, sigma: float, energy_kind: str | None,
-          disc: str | None = None, label: int | None = None):
+          disc: str | None = None, label: int | str | None = None, n: int = 0):
     from ._torch import resolve_device
+    from .energy import cycle_labels
     from .formats import load_any
 
-    model = load_any(ckpt, disc, label=label, device=resolve_device(device))
-    return model, model.energy(temperature=temperature, sigma=sigma, kind=energy_kind)
+    model = load_any(ckpt, disc, label=None if label == EACH else label, device=resolve_device(device))
+    chains = None
+    if label == EACH:
+        if not model.num_classes:
+            raise DDLSError(f"{ckpt} is an unconditional model; drop --label")
+        chains = cycle_labels(n, model.num_classes)
+    return model, model.energy(temperature=temperature, sigma=sigma, kind=energy_kind, label=chains)
 
 
 CKPT_HELP = ("Checkpoint: from `ddls train`, pytorch-gan-collections, torch-mimicry (netG) or StudioGAN "
@@ -152,8 +178,9 @@ def _fast_options(f):
 @cli.command()
 @click.option("--ckpt", required=True, help=CKPT_HELP)
 @click.option("--disc", default=None, help=DISC_HELP)
-@click.option("--label", type=click.IntRange(min=0), default=None,
-              help="Class for every chain of a conditional model: G(z, y), D(x, y).")
+@click.option("--label", type=_LabelType(), default=None, metavar="K|each",
+              help="Class of a conditional model, G(z, y) and D(x, y): K for every chain, or 'each': chain i "
+                   "gets class i mod num_classes. Saved per chain as `y`.")
 @click.option("--steps", type=click.IntRange(min=0), default=500, show_default=True, help="Langevin steps (0: generator alone).")
 @click.option("--eps", type=POSITIVE, default=0.01, show_default=True, help="Langevin step size.")
 @click.option("--record-every", type=click.IntRange(min=0), default=0, show_default=True,
@@ -179,8 +206,9 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
            autocast, cuda_graphs, channels_last, posthoc):
     """Draw samples with DDLS (Langevin in latent space) or another post-hoc sampler; write them as .npz."""
     if method not in ("ddls", "mala") or posthoc["calibration"] != "raw":
-        if resume or record_every or mala:
-            raise DDLSError("--resume, --record-every and --mala are for --method ddls/mala with raw calibration")
+        if resume or record_every or mala or label == EACH:
+            raise DDLSError("--resume, --record-every, --mala and --label each are for --method ddls/mala with "
+                            "raw calibration")
         model, energy = _load(ckpt, device, temperature, sigma, energy_kind, disc, label)
         if grid:
             raise DDLSError("--grid is for --method ddls/mala; plot the .npz samples instead")
@@ -198,7 +226,8 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
     group = dist.setup(device, required=distributed)
     if group is not None and resume:
         raise DDLSError("--resume is not supported in distributed runs; rerun without it")
-    model, energy = _load(ckpt, str(group.device) if group else device, temperature, sigma, energy_kind, disc, label)
+    model, energy = _load(ckpt, str(group.device) if group else device, temperature, sigma, energy_kind, disc,
+                          label, n)
     fast = FastPath(compile=compile_, autocast=None if autocast == "off" else autocast, cuda_graphs=cuda_graphs,
                     channels_last=channels_last)
     config = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", eps=eps, noise_scale=noise_scale,
@@ -241,6 +270,9 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
             "restarts": [list(r) for r in restarts], "seconds": round(wall, 3),
             "processes": group.world if group else 1, **({"fast": fast.to_dict()} if fast.any else {})}
     extra = {"record_steps": np.arange(0, steps + 1, record_every)} if steps and record_every else {}
+    labels = energy.chain_labels(n)
+    if labels is not None:
+        extra["y"] = labels.numpy()
     writer.finish(meta, extra)
     state_file.unlink(missing_ok=True)
     dist.shutdown(group)

@@ -2,7 +2,8 @@
 
 Chunk k of a run draws its initial latents and its noise from a stream seeded by
 (seed, k): for a given chunk size, chunk k gives the same chains whichever process
-or device order runs it, so a run can be split by chunk and stitched back.
+or device order runs it, so a run can be split by chunk and stitched back. Chunk k
+evaluates `energy.for_chains(start, stop)`, which carries its chains' class labels.
 """
 from __future__ import annotations
 
@@ -269,19 +270,21 @@ def run_chunks(energy: LatentEnergy, config: RunConfig, *, sampler: Sampler | No
                    unit="step", leave=False, dynamic_ncols=True)
     try:
         with frozen(*energy.modules()):
-            chain_energy = prepare(energy, fast) if fast is not None and config.steps > 0 else energy
             for k in order:
-                gen = make_generator(derived_seed(config.seed, k), energy.device)
-                z0 = energy.prior_sample(chunk_size(config, k), gen)
                 start = k * config.chunk_size
+                size = chunk_size(config, k)
+                chunk = energy.for_chains(start, start + size)  # its labels
+                chain_energy = prepare(chunk, fast) if fast is not None and config.steps > 0 else chunk
+                gen = make_generator(derived_seed(config.seed, k), energy.device)
+                z0 = chunk.prior_sample(size, gen)
                 if config.steps == 0:
                     with torch.no_grad():
-                        yield Chunk(k, start, z0.cpu(), energy.decode(z0).cpu(), None, None)
+                        yield Chunk(k, start, z0.cpu(), chunk.decode(z0).cpu(), None, None)
                     continue
 
                 def record(step: int, st: State) -> Tensor:
                     with torch.no_grad():
-                        return energy.decode(st.position).cpu()
+                        return chunk.decode(st.position).cpu()
 
                 def save_chain(chain: ChainProgress, k=k) -> None:
                     done.chunk, done.chain = k, chain
@@ -293,7 +296,7 @@ def run_chunks(energy: LatentEnergy, config: RunConfig, *, sampler: Sampler | No
                                 on_nan=on_nan, start=done.chain if done.chunk == k else None,
                                 save=save_chain if save is not None else None, save_every=save_every)
                 with torch.no_grad():
-                    samples = energy.decode(run.state.position).cpu()
+                    samples = chunk.decode(run.state.position).cpu()
                 accept = (run.accept_sum / config.steps).cpu() if sampler.name == "mala" else None
                 traj = torch.stack(run.records) if run.records else None
                 done.chain = None
