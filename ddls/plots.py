@@ -136,8 +136,8 @@ def samples_figure_images(labels: list[str], captions: list[str], samples: list[
     shown = rows * cols
     h, w = samples[0].shape[-2:]
     width = 1.8 * cols / 4  # inches per panel
-    fig, axes = plt.subplots(1, len(samples), figsize=(max(4.0, width * len(samples)), width * rows * h / (cols * w) + 1.0),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(samples), figsize=(max(4.0, width * len(samples)), width * rows * h / (cols * w) + 0.8),
+                             squeeze=False, layout="constrained")
     for ax, label, caption, x in zip(axes.flat, labels, captions, samples):
         x = np.asarray(x[:shown], dtype=np.float32)
         if len(x) < shown:  # fewer samples than cells: blank (white) cells fill the grid
