@@ -169,7 +169,7 @@ def test_image_checkpoint_without_data_is_one_line(tmp_path, real_stats, monkeyp
                    "--out", tmp_path / "o", *extra)
         assert r.exit_code == 1, r.output
         assert "Traceback" not in r.output
-        assert f"names no data set; pass --data" in r.output.strip().splitlines()[-1]
+        assert "names no data set; pass --data" in r.output.strip().splitlines()[-1]
     # without a real-data need it runs: the generator and DDLS against the given statistics
     r = invoke("compare", "--ckpt", ckpt, "--methods", "ddls", "--n", 10, "--steps", 2, "--stats", real_stats,
                "--device", "cpu", "--out", tmp_path / "o", "--json")
