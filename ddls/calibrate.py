@@ -22,8 +22,13 @@ from .losses import ns_d_loss
 
 def calibrate(generator: nn.Module, discriminator: nn.Module, latent_shape: tuple[int, ...],
               draw_real: Callable[[int, torch.Generator], Tensor], *, steps: int, batch_size: int = 256,
-              lr: float = 1e-4, seed: int = 0, progress: bool = False) -> tuple[nn.Module, list[float]]:
-    """A fine-tuned copy of `discriminator` and its loss every step; the inputs are left as they were."""
+              lr: float = 1e-4, seed: int = 0, progress: bool = False,
+              score: Callable[[Tensor], Tensor] = lambda out: out) -> tuple[nn.Module, list[float]]:
+    """A fine-tuned copy of `discriminator` and its loss every step; the inputs are left as they were.
+
+    `score` turns D's raw output into the logit being fitted (minus the reconstruction error for an
+    auto-encoder discriminator), so the energy keeps its kind and only its scale and offset move.
+    """
     if steps < 1:
         raise DDLSError(f"calibration steps must be >= 1, got {steps}")
     device = next(discriminator.parameters()).device
@@ -44,7 +49,7 @@ def calibrate(generator: nn.Module, discriminator: nn.Module, latent_shape: tupl
                 real = draw_real(batch_size, gen).to(device)
                 with torch.no_grad():
                     fake = generator(torch.randn(batch_size, *latent_shape, generator=gen, device=device))
-                loss = ns_d_loss(d(real), d(fake))
+                loss = ns_d_loss(score(d(real)), score(d(fake)))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

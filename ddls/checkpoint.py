@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .energy import LatentEnergy
+from .energy import Label, LatentEnergy, as_label
 from .errors import DDLSError
 from .models import build
 from .outputs import write_bytes
@@ -59,7 +59,7 @@ class Model:
     energy_kind: str
     data: str | None = None
     meta: dict[str, Any] | None = None
-    label: int | None = None  # class for every chain of a conditional model
+    label: Any = None  # class of a conditional model: an int for every chain, or one per chain
     select: Any = None  # picks the score from D's output; see energy.make_selector
     num_classes: int = 0  # > 0: a conditional model, which needs a label
 
@@ -69,14 +69,17 @@ class Model:
         self.discriminator.eval()
 
     def energy(self, *, temperature: float = 1.0, sigma: float = 0.0, kind: str | None = None,
-               label: int | None = None) -> LatentEnergy:
-        label = self.label if label is None else label
+               label: Label = None) -> LatentEnergy:
+        """label: a class for every chain, or one class per chain (see LatentEnergy)."""
+        label = as_label(self.label if label is None else label)
         if self.num_classes and label is None:
             raise DDLSError(f"this is a conditional model with {self.num_classes} classes; "
-                            f"give a class label (--label 0..{self.num_classes - 1})")
-        if self.num_classes and not 0 <= label < self.num_classes:
-            raise DDLSError(f"label {label} is out of range for {self.num_classes} classes "
-                            f"(0..{self.num_classes - 1})")
+                            f"give a class label (--label 0..{self.num_classes - 1}, or --label each)")
+        if self.num_classes:
+            low, high = (label, label) if isinstance(label, int) else (int(label.min()), int(label.max()))
+            if low < 0 or high >= self.num_classes:
+                raise DDLSError(f"label {low if low < 0 else high} is out of range for {self.num_classes} "
+                                f"classes (0..{self.num_classes - 1})")
         return LatentEnergy(self.generator, self.discriminator, self.latent_shape,
                             kind=kind or self.energy_kind, temperature=temperature, sigma=sigma,
                             label=label, select=self.select)

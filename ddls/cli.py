@@ -51,21 +51,47 @@ def _chain_options(f):
     f = click.option("--noise-scale", type=click.FloatRange(min=0), default=1.0, show_default=True,
                      help="Multiplies the Langevin noise sqrt(eps)*n.")(f)
     f = click.option("--mala", is_flag=True, help="Metropolis-adjusted Langevin (reports acceptance).")(f)
-    f = click.option("--n", "n", type=click.IntRange(min=1), default=5000, show_default=True,
-                     help="Number of chains (samples).")(f)
+    f = click.option("--n", "-n", "n", type=click.IntRange(min=1), default=5000, show_default=True,
+                     help="Number of chains (samples); -n under torchrun, which takes --n as its own.")(f)
     f = click.option("--seed", type=int, default=0, show_default=True)(f)
     f = click.option("--chunk-size", type=click.IntRange(min=1), default=5000, show_default=True,
                      help="Chains run at once; bounds memory.")(f)
     return f
 
 
+EACH = "each"  # --label each: chain i gets class i mod num_classes
+
+
+class _LabelType(click.ParamType):
+    """--label: a class index (>= 0), or 'each'."""
+
+    name = "K|each"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == EACH:
+            return value
+        try:
+            label = int(value)
+        except ValueError:
+            label = -1
+        if label < 0:
+            self.fail(f"{value!r} is neither a class index (0, 1, ...) nor '{EACH}'", param, ctx)
+        return label
+
+
 def _load(ckpt: str, device: str, temperature: float, sigma: float, energy_kind: str | None,
-          disc: str | None = None, label: int | None = None):
+          disc: str | None = None, label: int | str | None = None, n: int = 0):
     from ._torch import resolve_device
+    from .energy import cycle_labels
     from .formats import load_any
 
-    model = load_any(ckpt, disc, label=label, device=resolve_device(device))
-    return model, model.energy(temperature=temperature, sigma=sigma, kind=energy_kind)
+    model = load_any(ckpt, disc, label=None if label == EACH else label, device=resolve_device(device))
+    chains = None
+    if label == EACH:
+        if not model.num_classes:
+            raise DDLSError(f"{ckpt} is an unconditional model; drop --label")
+        chains = cycle_labels(n, model.num_classes)
+    return model, model.energy(temperature=temperature, sigma=sigma, kind=energy_kind, label=chains)
 
 
 CKPT_HELP = ("Checkpoint: from `ddls train`, pytorch-gan-collections, torch-mimicry (netG) or StudioGAN "
@@ -139,11 +165,23 @@ def train(data, loss, arch, steps, seed, batch_size, z_dim, hidden, depth, width
     _echo_err(msg)
 
 
+def _fast_options(f):
+    f = click.option("--channels-last", is_flag=True, help="Run the networks in channels_last layout.")(f)
+    f = click.option("--cuda-graphs", is_flag=True, help="Replay each step's forward and backward as a CUDA graph.")(f)
+    f = click.option("--autocast", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
+                     help="Networks in reduced precision (fp16: CUDA only); latents stay float32.")(f)
+    f = click.option("--compile", "compile_", is_flag=True, help="torch.compile the energy and its gradient.")(f)
+    f = click.option("--distributed", is_flag=True,
+                     help="Shard the chunks across torchrun's processes (on by itself under torchrun).")(f)
+    return f
+
+
 @cli.command()
 @click.option("--ckpt", required=True, help=CKPT_HELP)
 @click.option("--disc", default=None, help=DISC_HELP)
-@click.option("--label", type=click.IntRange(min=0), default=None,
-              help="Class for every chain of a conditional model: G(z, y), D(x, y).")
+@click.option("--label", type=_LabelType(), default=None, metavar="K|each",
+              help="Class of a conditional model, G(z, y) and D(x, y): K for every chain, or 'each': chain i "
+                   "gets class i mod num_classes. Saved per chain as `y`.")
 @click.option("--steps", type=click.IntRange(min=0), default=500, show_default=True, help="Langevin steps (0: generator alone).")
 @click.option("--eps", type=POSITIVE, default=0.01, show_default=True, help="Langevin step size.")
 @click.option("--record-every", type=click.IntRange(min=0), default=0, show_default=True,
@@ -155,20 +193,23 @@ def train(data, loss, arch, steps, seed, batch_size, z_dim, hidden, depth, width
               help="Chains whose energy turns NaN/inf: stop the run, or restart them from their last "
                    "finite checked state at half their eps.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
-              help="Save progress to <out>.resume.pt every k steps (0: never).")
+              help="Save progress to <out>.resume.pt every k steps (0: never; off in distributed runs).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
 @click.option("--method", type=click.Choice(["ddls", "mala", "drs", "mhgan", "dot", "dgflow"]), default="ddls",
               show_default=True, help="ddls/mala: Langevin (--steps, --eps); drs, mhgan, dot, dgflow: the "
                                       "post-hoc samplers, set by their --drs-/--mh-/--dot-/--dgflow- options.")
 @_chain_options
 @_energy_options
+@_fast_options
 @posthoc_options
-def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume, method, noise_scale,
-           mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, posthoc):
+def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume, method,
+           noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, distributed, compile_,
+           autocast, cuda_graphs, channels_last, posthoc):
     """Draw samples with DDLS (Langevin in latent space) or another post-hoc sampler; write them as .npz."""
     if method not in ("ddls", "mala") or posthoc["calibration"] != "raw":
-        if resume or record_every or mala:
-            raise DDLSError("--resume, --record-every and --mala are for --method ddls/mala with raw calibration")
+        if resume or record_every or mala or label == EACH:
+            raise DDLSError("--resume, --record-every, --mala and --label each are for --method ddls/mala with "
+                            "raw calibration")
         model, energy = _load(ckpt, device, temperature, sigma, energy_kind, disc, label)
         if grid:
             raise DDLSError("--grid is for --method ddls/mala; plot the .npz samples instead")
@@ -177,18 +218,28 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
                               meta={"ckpt": str(ckpt), "disc": disc, "label": label, "temperature": temperature,
                                     "sigma": sigma})
     mala = mala or method == "mala"
-    from .driver import RunConfig, sample as run_sample
-    from .outputs import write_npz
+    from . import distributed as dist
+    from .driver import RunConfig, run_chunks
+    from .fastpath import FastPath
     from .resume import file_digest, load_sample_progress, progress_to_resume, resume_path, save_sample_progress
+    from .stream import SampleWriter, sample_layout, stream_chunks
 
-    model, energy = _load(ckpt, device, temperature, sigma, energy_kind, disc, label)
+    group = dist.setup(device, required=distributed)
+    if group is not None and resume:
+        raise DDLSError("--resume is not supported in distributed runs; rerun without it")
+    model, energy = _load(ckpt, str(group.device) if group else device, temperature, sigma, energy_kind, disc,
+                          label, n)
+    fast = FastPath(compile=compile_, autocast=None if autocast == "off" else autocast, cuda_graphs=cuda_graphs,
+                    channels_last=channels_last)
     config = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", eps=eps, noise_scale=noise_scale,
                        seed=seed, chunk_size=chunk_size, record_every=record_every)
     state_file = resume_path(out)
     identity = {"ckpt_sha256": file_digest(ckpt), "disc_sha256": file_digest(disc) if disc else None,
                 "label": label, "energy": energy.kind, "temperature": temperature,
                 "sigma": sigma, "device": str(energy.device), "run": config.to_dict()}
-    progress = progress_to_resume(state_file, resume, lambda f: load_sample_progress(f, identity, energy.device))
+    progress = None
+    if group is None:
+        progress = progress_to_resume(state_file, resume, lambda f: load_sample_progress(f, identity, energy.device))
     if progress is not None:
         _echo_err(f"resuming from {state_file}: chunk {progress.chunk + 1}, step "
                   f"{progress.chain.step if progress.chain is not None else 0}")
@@ -196,30 +247,57 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
     def save(p):
         save_sample_progress(state_file, identity, p)
 
+    writes = group is None or group.is_writer
     t0 = time.perf_counter()
-    result = run_sample(energy, config, progress=True, on_nan=on_nan, resume=progress,
-                        save=save if checkpoint_every and steps else None, save_every=checkpoint_every)
+    chunks = run_chunks(energy, config, progress=writes, on_nan=on_nan, resume=progress,
+                        chunks=dist.rank_chunks(config, group) if group else None, fast=fast,
+                        save=save if checkpoint_every and steps and group is None else None,
+                        save_every=checkpoint_every)
+    if group is not None:
+        chunks = dist.gather_chunks(chunks, group, config, energy.dim, energy.sample_shape)
+    if not writes:
+        for _ in chunks:
+            pass
+        dist.shutdown(group)
+        return
+    writer = SampleWriter(out, sample_layout(n, energy.dim, energy.sample_shape, method=config.method,
+                                             steps=steps, record_every=record_every), resume=progress is not None)
+    seen = stream_chunks(writer, chunks, keep_spool=state_file.exists)
+    restarts = (progress.restarts if progress is not None else []) + seen.restarts
     wall = time.perf_counter() - t0
     meta = {"ckpt": str(ckpt), "disc": disc, "label": label, "format": (model.meta or {}).get("format"),
             "data": model.data, "energy": energy.kind, "temperature": temperature,
             "sigma": sigma, "run": config.to_dict(), "on_nan": on_nan, "resumed": progress is not None,
-            "restarts": [list(r) for r in result.restarts], "seconds": round(wall, 3)}
-    write_npz(out, result.arrays(), meta)
+            "restarts": [list(r) for r in restarts], "seconds": round(wall, 3),
+            "processes": group.world if group else 1, **({"fast": fast.to_dict()} if fast.any else {})}
+    extra = {"record_steps": np.arange(0, steps + 1, record_every)} if steps and record_every else {}
+    labels = energy.chain_labels(n)
+    if labels is not None:
+        extra["y"] = labels.numpy()
+    writer.finish(meta, extra)
     state_file.unlink(missing_ok=True)
+    dist.shutdown(group)
     if grid:
-        if result.samples.dim() != 4:
-            raise DDLSError(f"--grid needs image samples; these have shape {tuple(result.samples.shape)}")
-        from .grids import save_grid
-
-        save_grid(grid, result.samples[:64])
-    if result.restarts:
-        shown = ", ".join(f"chain {c} at step {s} (eps now {e:g})" for c, s, e in result.restarts[:5])
-        more = f" and {len(result.restarts) - 5} more" if len(result.restarts) > 5 else ""
-        _echo_err(f"restarted {len(result.restarts)} diverging chain(s): {shown}{more}; listed in meta['restarts']")
-    msg = f"wrote {out}: {n} samples x {steps} steps in {wall:.1f}s"
-    if result.acceptance is not None:
-        msg += f", mean acceptance {float(result.acceptance.mean()):.3f}"
+        _write_grid(grid, out)
+    if restarts:
+        shown = ", ".join(f"chain {c} at step {s} (eps now {e:g})" for c, s, e in restarts[:5])
+        more = f" and {len(restarts) - 5} more" if len(restarts) > 5 else ""
+        _echo_err(f"restarted {len(restarts)} diverging chain(s): {shown}{more}; listed in meta['restarts']")
+    where = f" on {group.world} processes" if group else ""
+    msg = f"wrote {out}: {n} samples x {steps} steps in {wall:.1f}s{where}"
+    if config.method == "mala" and steps:
+        msg += f", mean acceptance {seen.accept_sum / n:.3f}"
     _echo_err(msg)
+
+
+def _write_grid(grid: str, samples_file: str) -> None:
+    from .grids import save_grid
+
+    with np.load(samples_file) as f:
+        x = f["x"][:64]
+    if x.ndim != 4:
+        raise DDLSError(f"--grid needs image samples; these have shape {x.shape[1:]}")
+    save_grid(grid, x)
 
 
 def _reference(extractor, stats, data, ref_n):
@@ -318,7 +396,7 @@ def sweep(ckpt, eps_values, steps, out_dir, as_json, features, stats, data, ref_
 
 
 @cli.command()
-@click.option("--ckpt", required=True, help="Checkpoint written by `ddls train`.")
+@click.option("--ckpt", required=True, help="Checkpoint written by `ddls train` (2-D or images).")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Discriminator fine-tuning steps.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
@@ -332,22 +410,25 @@ def calibrate(ckpt, steps, batch_size, lr, seed, device, out):
     from .calibrate import calibrate as run_calibrate
     from .checkpoint import load_model, save_ddls
     from .compare import real_source
+    from .energy import SCORES
 
     model = load_model(ckpt, resolve_device(device))
     draw_real = real_source(model, model.energy().sample_shape)
     if draw_real is None:
         raise DDLSError(f"{ckpt} does not say which data it was trained on; calibration needs its data")
     d, losses = run_calibrate(model.generator, model.discriminator, model.latent_shape, draw_real,
-                              steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=True)
+                              steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=True,
+                              score=SCORES[model.energy_kind])
+    kind = "gan" if model.energy_kind in ("gan", "wgan") else model.energy_kind  # the critic is now a logit
     spec = model.meta["model"]
     extra = dict(model.meta.get("extra") or {})
     extra["calibration"] = {"from": str(ckpt), "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
                             "energy_before": model.energy_kind, "final_loss": losses[-1]}
     save_ddls(out, g=model.generator, d=d, g_spec=spec["generator"], d_spec=spec["discriminator"],
-              latent_shape=model.latent_shape, energy_kind="gan", config_json=json.dumps(model.meta["config"]),
+              latent_shape=model.latent_shape, energy_kind=kind, config_json=json.dumps(model.meta["config"]),
               step=model.meta.get("step") or 0, data=model.data, extra=extra)
     _echo_err(f"wrote {out}: discriminator fine-tuned for {steps} steps, logistic loss "
-              f"{losses[0]:.3f} -> {losses[-1]:.3f}; energy kind now 'gan'")
+              f"{losses[0]:.3f} -> {losses[-1]:.3f}; energy kind now {kind!r}")
 
 
 @cli.command()

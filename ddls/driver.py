@@ -2,13 +2,14 @@
 
 Chunk k of a run draws its initial latents and its noise from a stream seeded by
 (seed, k): for a given chunk size, chunk k gives the same chains whichever process
-or device order runs it, so a run can be split by chunk and stitched back.
+or device order runs it, so a run can be split by chunk and stitched back. Chunk k
+evaluates `energy.for_chains(start, stop)`, which carries its chains' class labels.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -17,6 +18,9 @@ from ._torch import derived_seed, frozen, make_generator
 from .energy import LatentEnergy
 from .errors import DDLSError, NonFiniteEnergy
 from .samplers import Info, Sampler, State
+
+if TYPE_CHECKING:
+    from .fastpath import FastPath
 
 # Recording hook: (step, state) -> something to keep, or None.
 Recorder = Callable[[int, State], Tensor | None]
@@ -90,7 +94,10 @@ def run_chain(sampler: Sampler, energy: Callable[[Tensor], Tensor], position: Te
 
     Non-finite energies or gradients are tracked on the device and checked every
     `check_every` steps, at recording and save points and at the end, so the loop never
-    waits on the host between them. At a check, `on_nan="stop"` raises NonFiniteEnergy;
+    waits on the host between them: those checks are its only host syncs (no `.item()`,
+    no data-dependent branch). A step allocates only its outputs and what autograd needs
+    (on CUDA the caching allocator serves both; with ddls.fastpath's CUDA graphs the
+    networks' forward and backward replay in fixed memory). At a check, `on_nan="stop"` raises NonFiniteEnergy;
     `on_nan="restart"` puts the affected chains back to their state at the previous check
     and multiplies their eps by RESTART_FACTOR (a restarted chain loses the steps since that
     check; at the final check it ends at its last finite state). `save(progress)` is called every
@@ -202,83 +209,142 @@ class SampleProgress:
     chain: ChainProgress | None = None  # None: chunk `chunk` has not started
 
 
-def sample(energy: LatentEnergy, config: RunConfig, *, sampler: Sampler | None = None,
-           progress: bool = False, on_nan: str = "stop", resume: SampleProgress | None = None,
-           save: Callable[[SampleProgress], None] | None = None, save_every: int = 0) -> SampleResult:
-    """Draw `config.n` samples: prior latents, then `config.steps` Langevin/MALA steps.
+@dataclass
+class Chunk:
+    """One finished chunk of chains: chains start .. start + len(latents) - 1 of the run, on the CPU."""
 
-    With steps=0 (or no sampler) this is the generator alone, on the same latents
-    that a run with the same seed starts from. `save(progress)` is called every
-    `save_every` steps and after each finished chunk; `resume=progress` continues
-    such a run and gives, on the same device, exactly the samples of an uninterrupted one.
+    index: int
+    start: int
+    latents: Tensor  # (B, D)
+    samples: Tensor  # (B, *sample_shape)
+    acceptance: Tensor | None  # (B,) MALA only
+    trajectory: Tensor | None  # (R, B, *sample_shape) when recording
+    restarts: list[tuple[int, int, float]] = field(default_factory=list)
+
+
+def n_chunks(config: RunConfig) -> int:
+    return math.ceil(config.n / config.chunk_size)
+
+
+def chunk_size(config: RunConfig, k: int) -> int:
+    """How many chains chunk k holds (the last chunk may be smaller)."""
+    return min(config.chunk_size, config.n - k * config.chunk_size)
+
+
+def run_chunks(energy: LatentEnergy, config: RunConfig, *, sampler: Sampler | None = None,
+               chunks: Sequence[int] | None = None, progress: bool = False, on_nan: str = "stop",
+               resume: SampleProgress | None = None, save: Callable[[SampleProgress], None] | None = None,
+               save_every: int = 0, fast: "FastPath | None" = None) -> Iterator[Chunk]:
+    """Run the chunks of a sample set one after another and yield each as it finishes.
+
+    Only one chunk is ever in memory, so the caller decides what to keep: `sample` keeps
+    all of them, `ddls sample` streams them to its output file. `chunks` picks which
+    chunk indices to run (default: all; a rank of a distributed run takes every K-th).
+    `save(progress)` is called every `save_every` steps and after each finished chunk has
+    been yielded (so once the caller has stored it); `resume=progress` continues such a
+    run. The progress it saves holds no finished chunks: the caller stores those.
+    `fast` switches on the options of ddls.fastpath for the chains (not for the final decode).
     """
+    from .fastpath import prepare
     from .samplers import make_sampler
 
     if sampler is None and config.steps > 0:
         if config.eps is None:
             raise DDLSError("eps is needed when steps > 0")
         sampler = make_sampler(config.method, config.eps, config.noise_scale)
-    device = energy.device
-    n_chunks = math.ceil(config.n / config.chunk_size)
-    done = SampleProgress(0) if resume is None else replace(
-        resume, latents=list(resume.latents), samples=list(resume.samples), accepts=list(resume.accepts),
-        trajs=list(resume.trajs), restarts=list(resume.restarts))
-    if not 0 <= done.chunk <= n_chunks:
-        raise DDLSError(f"resume state is at chunk {done.chunk} of a run with {n_chunks} chunks")
+    total = n_chunks(config)
+    order = list(range(total)) if chunks is None else list(chunks)
+    done = SampleProgress(0) if resume is None else SampleProgress(resume.chunk, restarts=list(resume.restarts),
+                                                                    chain=resume.chain)
+    if resume is not None and chunks is not None:
+        raise DDLSError("a run restricted to some chunks cannot be resumed")
+    if not 0 <= done.chunk <= total:
+        raise DDLSError(f"resume state is at chunk {done.chunk} of a run with {total} chunks")
+    order = [k for k in order if k >= done.chunk]
     bar = None
     if progress and config.steps > 0:
         from tqdm.auto import tqdm
 
-        started = done.chunk * config.steps + (done.chain.step if done.chain is not None else 0)
-        bar = tqdm(total=n_chunks * config.steps, initial=started, desc=f"{config.method} eps={config.eps:g}",
+        started = done.chain.step if done.chain is not None else 0
+        bar = tqdm(total=len(order) * config.steps, initial=started, desc=f"{config.method} eps={config.eps:g}",
                    unit="step", leave=False, dynamic_ncols=True)
-    record_steps = list(range(0, config.steps + 1, config.record_every)) if config.record_every else []
     try:
         with frozen(*energy.modules()):
-            for k in range(done.chunk, n_chunks):
-                size = min(config.chunk_size, config.n - k * config.chunk_size)
-                gen = make_generator(derived_seed(config.seed, k), device)
-                z0 = energy.prior_sample(size, gen)
+            for k in order:
+                start = k * config.chunk_size
+                size = chunk_size(config, k)
+                chunk = energy.for_chains(start, start + size)  # its labels
+                chain_energy = prepare(chunk, fast) if fast is not None and config.steps > 0 else chunk
+                gen = make_generator(derived_seed(config.seed, k), energy.device)
+                z0 = chunk.prior_sample(size, gen)
                 if config.steps == 0:
                     with torch.no_grad():
-                        done.latents.append(z0.cpu())
-                        done.samples.append(energy.decode(z0).cpu())
+                        yield Chunk(k, start, z0.cpu(), chunk.decode(z0).cpu(), None, None)
                     continue
 
                 def record(step: int, st: State) -> Tensor:
                     with torch.no_grad():
-                        return energy.decode(st.position).cpu()
+                        return chunk.decode(st.position).cpu()
 
                 def save_chain(chain: ChainProgress, k=k) -> None:
                     done.chunk, done.chain = k, chain
                     save(done)
 
-                run = run_chain(sampler, energy, z0, steps=config.steps, generator=gen, record=record,
+                run = run_chain(sampler, chain_energy, z0, steps=config.steps, generator=gen, record=record,
                                 record_every=config.record_every, check_every=config.check_every,
-                                chain_offset=k * config.chunk_size,
-                                on_step=bar.update if bar is not None else None, on_nan=on_nan,
-                                start=done.chain if done.chunk == k else None,
+                                chain_offset=start, on_step=bar.update if bar is not None else None,
+                                on_nan=on_nan, start=done.chain if done.chunk == k else None,
                                 save=save_chain if save is not None else None, save_every=save_every)
-                done.latents.append(run.state.position.cpu())
                 with torch.no_grad():
-                    done.samples.append(energy.decode(run.state.position).cpu())
-                if sampler.name == "mala":
-                    done.accepts.append((run.accept_sum / config.steps).cpu())
-                if run.records:
-                    done.trajs.append(torch.stack(run.records))
+                    samples = chunk.decode(run.state.position).cpu()
+                accept = (run.accept_sum / config.steps).cpu() if sampler.name == "mala" else None
+                traj = torch.stack(run.records) if run.records else None
+                done.chain = None
+                yield Chunk(k, start, run.state.position.cpu(), samples, accept, traj, list(run.restarts))
                 done.restarts.extend(run.restarts)
-                done.chunk, done.chain = k + 1, None
-                if save is not None and k + 1 < n_chunks:
+                done.chunk = k + 1
+                if save is not None and k + 1 < total:
                     save(done)
     finally:
         if bar is not None:
             bar.close()
+
+
+def sample(energy: LatentEnergy, config: RunConfig, *, sampler: Sampler | None = None,
+           progress: bool = False, on_nan: str = "stop", resume: SampleProgress | None = None,
+           save: Callable[[SampleProgress], None] | None = None, save_every: int = 0,
+           fast: "FastPath | None" = None) -> SampleResult:
+    """Draw `config.n` samples: prior latents, then `config.steps` Langevin/MALA steps.
+
+    With steps=0 (or no sampler) this is the generator alone, on the same latents
+    that a run with the same seed starts from. `save(progress)` is called every
+    `save_every` steps and after each finished chunk; `resume=progress` continues
+    such a run and gives, on the same device, exactly the samples of an uninterrupted one.
+    The whole result is kept in memory; `run_chunks` streams it instead.
+    """
+    kept = SampleProgress(0) if resume is None else replace(
+        resume, latents=list(resume.latents), samples=list(resume.samples), accepts=list(resume.accepts),
+        trajs=list(resume.trajs), restarts=list(resume.restarts))
+
+    def save_all(p: SampleProgress) -> None:  # the finished chunks travel with the progress
+        save(replace(p, latents=kept.latents, samples=kept.samples, accepts=kept.accepts, trajs=kept.trajs))
+
+    for c in run_chunks(energy, config, sampler=sampler, progress=progress, on_nan=on_nan, resume=resume,
+                        save=save_all if save is not None else None, save_every=save_every, fast=fast):
+        kept.latents.append(c.latents)
+        kept.samples.append(c.samples)
+        if c.acceptance is not None:
+            kept.accepts.append(c.acceptance)
+        if c.trajectory is not None:
+            kept.trajs.append(c.trajectory)
+        kept.restarts.extend(c.restarts)
+    record_steps = list(range(0, config.steps + 1, config.record_every)) if config.record_every else []
     return SampleResult(
-        latents=torch.cat(done.latents),
-        samples=torch.cat(done.samples),
-        acceptance=torch.cat(done.accepts) if done.accepts else None,
-        trajectory=torch.cat(done.trajs, dim=1) if done.trajs else None,
+        latents=torch.cat(kept.latents),
+        samples=torch.cat(kept.samples),
+        acceptance=torch.cat(kept.accepts) if kept.accepts else None,
+        trajectory=torch.cat(kept.trajs, dim=1) if kept.trajs else None,
         record_steps=record_steps,
         config=config,
-        restarts=done.restarts,
+        restarts=kept.restarts,
     )

@@ -8,8 +8,9 @@ which lets chains reach modes the generator dropped (DDLS paper, section 3.3).
 """
 from __future__ import annotations
 
+import copy
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -70,6 +71,36 @@ def make_selector(select: str | int | Callable[[Any], Tensor] | None) -> Callabl
     raise DDLSError(f"select must be None, a key, an index or a function, got {type(select).__name__}")
 
 
+Label = int | Sequence[int] | Tensor | None
+
+
+def as_label(label: Label) -> int | Tensor | None:
+    """None, one class for every chain (an int), or one class per chain (a 1-D long tensor)."""
+    if isinstance(label, bool):
+        raise DDLSError("label must be a class index or one class index per chain, got a bool")
+    if label is None or isinstance(label, int):
+        return label
+    if isinstance(label, Tensor) and label.dim() == 0:
+        return int(label)
+    try:
+        labels = torch.as_tensor(label)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise DDLSError(f"label must be a class index or one class index per chain, "
+                        f"got {type(label).__name__}") from exc
+    if labels.dim() == 0:
+        return int(labels)
+    integral = not (labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool)
+    if labels.dim() != 1 or not len(labels) or not integral:
+        raise DDLSError(f"per-chain labels must be a non-empty 1-D sequence of class indices, "
+                        f"got shape {tuple(labels.shape)} of {labels.dtype}")
+    return labels.long()
+
+
+def cycle_labels(n: int, num_classes: int) -> Tensor:
+    """Chain i gets class i mod num_classes: every class gets n / num_classes chains (to within one)."""
+    return torch.arange(n) % num_classes
+
+
 def _as_batch_vector(out: Tensor, batch: int, what: str) -> Tensor:
     if not isinstance(out, Tensor):
         hint = "; pass select= to pick the logit out of it" if isinstance(out, (dict, tuple, list)) else ""
@@ -92,7 +123,9 @@ class LatentEnergy:
     kind: a key of SCORES, how the output becomes a log density ratio.
     temperature: divides the score (T > 1 trusts the discriminator less).
     sigma: > 0 switches on the extended latent G(z) + sigma * z'.
-    label: class of a conditional GAN, the same for every chain: G(z, y) and D(x, y).
+    label: class of a conditional GAN, G(z, y) and D(x, y): an int for every chain, or one class per
+        chain (a sequence or 1-D tensor); then the energy is called on all chains at once, or on the
+        chains [start, stop) through `for_chains(start, stop)` (the driver does so chunk by chunk).
     select: picks the score from D's output (see make_selector): a dict key, a tuple index, a function.
     """
 
@@ -105,7 +138,7 @@ class LatentEnergy:
         kind: str = "gan",
         temperature: float = 1.0,
         sigma: float = 0.0,
-        label: int | None = None,
+        label: Label = None,
         select: str | int | Callable[[Any], Tensor] | None = None,
     ):
         if kind not in SCORES:
@@ -120,7 +153,9 @@ class LatentEnergy:
         self.kind = kind
         self.temperature = float(temperature)
         self.sigma = float(sigma)
-        self.label = None if label is None else int(label)
+        self.label = as_label(label)
+        if isinstance(self.label, Tensor):
+            self.label = self.label.to(self.device)
         self.select = make_selector(select)
         self.latent_dim = math.prod(self.latent_shape)
         self.sample_shape = self._probe_sample_shape()
@@ -136,17 +171,46 @@ class LatentEnergy:
 
     def _probe_sample_shape(self) -> tuple[int, ...]:
         z = torch.zeros(2, *self.latent_shape, device=self.device)
+        # with per-chain labels, two chains of the first chain's class
+        probe = self if not isinstance(self.label, Tensor) else self._with_label(self.label[:1].repeat(2))
         with torch.no_grad(), frozen(self.generator):
-            x = self._generate(z)
+            x = probe._generate(z)
         if not isinstance(x, Tensor):
             raise DDLSError(f"generator returned {type(x).__name__}, expected a tensor of samples")
         return tuple(x.shape[1:])
 
+    def _with_label(self, label: int | Tensor | None) -> "LatentEnergy":
+        view = copy.copy(self)  # shares the networks; only the label differs
+        view.label = label
+        return view
+
+    def for_chains(self, start: int, stop: int) -> "LatentEnergy":
+        """The energy of chains start..stop-1: itself, or a view holding those chains' labels."""
+        if not isinstance(self.label, Tensor):
+            return self
+        if not 0 <= start < stop <= len(self.label):
+            raise DDLSError(f"chains {start}..{stop - 1} asked of an energy with labels for {len(self.label)} "
+                            f"chains; give a label for every chain (chain i takes label[i])")
+        return self._with_label(self.label[start:stop])
+
+    def chain_labels(self, n: int) -> Tensor | None:
+        """The classes of chains 0..n-1 (on the CPU), None for an unconditional model."""
+        if self.label is None:
+            return None
+        if isinstance(self.label, int):
+            return torch.full((n,), self.label, dtype=torch.long)
+        return self.for_chains(0, n).label.cpu()
+
     def _labels(self, batch: int, device: torch.device) -> tuple[Tensor, ...]:
-        # A conditional model gets the chain's class as a second argument; the same class for all chains.
+        # A conditional model gets each chain's class as a second argument.
         if self.label is None:
             return ()
-        return (torch.full((batch,), self.label, dtype=torch.long, device=device),)
+        if isinstance(self.label, int):
+            return (torch.full((batch,), self.label, dtype=torch.long, device=device),)
+        if len(self.label) != batch:
+            raise DDLSError(f"this energy holds labels for {len(self.label)} chains but was called on "
+                            f"{batch}; call energy.for_chains(start, stop) for a part of the chains")
+        return (self.label.to(device),)
 
     def _generate(self, z: Tensor) -> Tensor:
         return self.generator(z, *self._labels(z.shape[0], z.device))

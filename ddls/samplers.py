@@ -32,7 +32,19 @@ class Info(NamedTuple):
 
 
 def energy_and_grad(energy: Energy, position: Tensor) -> tuple[Tensor, Tensor]:
-    """E(position) and dE/dposition, building a graph only for this call."""
+    """E(position) and dE/dposition. An energy with its own `value_and_grad` (ddls.fastpath) computes both."""
+    own = getattr(energy, "value_and_grad", None)
+    if own is not None:
+        return own(position)
+    return autograd_energy_and_grad(energy, position)
+
+
+def autograd_energy_and_grad(energy: Energy, position: Tensor) -> tuple[Tensor, Tensor]:
+    """E(position) and dE/dposition by autograd, building a graph only for this call.
+
+    Only the latent requires a gradient (the driver freezes the networks' parameters), so
+    the backward pass stops at the inputs and no parameter gradient is ever formed.
+    """
     with torch.enable_grad():
         z = position.detach().requires_grad_(True)
         e = energy(z)

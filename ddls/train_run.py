@@ -39,16 +39,22 @@ class TrainOutputs:
         return cls(out / "model.pt", out)
 
 
+def real_data(data: str, image_size: int | None = None
+              ) -> tuple[Callable[[int, torch.Generator], Tensor], tuple[int, ...], object]:
+    """(draw_real, sample_shape, dataset) for a data name: a 2-D target or an image data set."""
+    if data in DATASETS_2D:
+        ds = get_dataset(data)
+        return ds.sample, (2,), ds
+    if is_image_data(data):
+        ds = get_image_data(data, size=image_size)
+        return ds.sample, ds.shape, ds
+    raise DDLSError(f"unknown data {data!r}; use {', '.join(DATASETS_2D)}, fashion-mnist, cifar10 "
+                    f"or folder:PATH")
+
+
 def training_data(config: TrainConfig) -> tuple[Callable[[int, torch.Generator], Tensor], tuple[int, ...], object]:
     """(draw_real, sample_shape, dataset) for the config's data."""
-    if config.data in DATASETS_2D:
-        ds = get_dataset(config.data)
-        return ds.sample, (2,), ds
-    if is_image_data(config.data):
-        ds = get_image_data(config.data, size=config.image_size)
-        return ds.sample, ds.shape, ds
-    raise DDLSError(f"unknown data {config.data!r}; use {', '.join(DATASETS_2D)}, fashion-mnist, cifar10 "
-                    f"or folder:PATH")
+    return real_data(config.data, config.image_size)
 
 
 def grid_snapshot(folder: Path, z_dim: int, device: torch.device) -> Callable[[int, nn.Module], None]:

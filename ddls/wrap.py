@@ -12,7 +12,7 @@ from typing import Any, Callable
 from torch import Tensor, nn
 
 from .checkpoint import Model
-from .energy import SCORES
+from .energy import SCORES, Label, as_label
 from .errors import DDLSError
 
 # Attribute names that GAN code commonly uses for the latent size.
@@ -34,12 +34,13 @@ def infer_latent_shape(generator: nn.Module) -> tuple[int, ...]:
 
 
 def wrap(generator: nn.Module, discriminator: nn.Module, latent_shape: int | tuple[int, ...] | None = None, *,
-         kind: str = "gan", label: int | None = None, num_classes: int = 0,
+         kind: str = "gan", label: Label = None, num_classes: int = 0,
          select: str | int | Callable[[Any], Tensor] | None = None) -> Model:
     """A Model ready for `model.energy(...)`.
 
     kind: what D returns: 'gan' (a logit), 'wgan' (a critic value), 'ae' (a reconstruction error).
-    label: for conditional models, the class every chain keeps: G(z, y) and D(x, y).
+    label: for conditional models, G(z, y) and D(x, y): the class every chain keeps, or one class per
+        chain (a list or 1-D tensor, as long as the number of chains); `model.energy(label=...)` overrides it.
     select: picks the logit out of a dict or tuple output (a key, an index or a function);
         a dict with 'adv_output' (StudioGAN) is handled without it.
     """
@@ -51,5 +52,5 @@ def wrap(generator: nn.Module, discriminator: nn.Module, latent_shape: int | tup
         latent_shape = infer_latent_shape(generator)
     shape = (latent_shape,) if isinstance(latent_shape, int) else tuple(latent_shape)
     meta = {"format": "wrapped", "architecture": f"{type(generator).__name__} / {type(discriminator).__name__}"}
-    return Model(generator.eval(), discriminator.eval(), shape, kind, meta=meta, label=label, select=select,
+    return Model(generator.eval(), discriminator.eval(), shape, kind, meta=meta, label=as_label(label), select=select,
                  num_classes=num_classes)

@@ -121,6 +121,43 @@ def ref_collections_cnn32_d(d, x):
     return f_linear(d, "linear", x.flatten(1))[:, 0]
 
 
+def collections_dcgan32(z_dim, width_g=128, width_d=64):
+    """The library's DCGAN cnn32 (source/models/dcgan.py): G = main.0 ConvTranspose(z, 8w, 2) and four 4/2/1
+    transposed convs, batch norm at main.1/4/7/10; D = 5x5/2 convs at main.0/2/5/8 with batch norm at
+    main.4/7/10 (after LeakyReLU 0.2), then linear. No conv biases; the Linear has one."""
+    g, d = {}, {}
+    widths = (8 * width_g, 4 * width_g, 2 * width_g, width_g)
+    conv(g, "main.0", widths[0], z_dim, 2, bias=False, transposed=True)
+    bn(g, "main.1", widths[0])
+    for t, (c_in, c_out) in zip((3, 6, 9), zip(widths, widths[1:])):
+        conv(g, f"main.{t}", c_out, c_in, 4, bias=False, transposed=True)
+        bn(g, f"main.{t + 1}", c_out)
+    conv(g, "main.12", 3, width_g, 4, bias=False, transposed=True)
+    c_in = 3
+    for i, (t, c_out) in enumerate(zip((0, 2, 5, 8), (width_d, 2 * width_d, 4 * width_d, 8 * width_d))):
+        conv(d, f"main.{t}", c_out, c_in, 5, bias=False)
+        if i:
+            bn(d, f"main.{t + 2}", c_out)
+        c_in = c_out
+    linear(d, "linear", 1, 2 * 2 * 8 * width_d)
+    return g, d
+
+
+def ref_collections_dcgan32_g(g, z):
+    x = F.conv_transpose2d(z[:, :, None, None], g["main.0.weight"])
+    x = F.relu(f_bn(g, "main.1", x))
+    for t in (3, 6, 9):
+        x = F.relu(f_bn(g, f"main.{t + 1}", F.conv_transpose2d(x, g[f"main.{t}.weight"], stride=2, padding=1)))
+    return torch.tanh(F.conv_transpose2d(x, g["main.12.weight"], stride=2, padding=1))
+
+
+def ref_collections_dcgan32_d(d, x):
+    x = F.leaky_relu(f_conv(d, "main.0", x, stride=2, padding=2), 0.2)
+    for t in (2, 5, 8):
+        x = f_bn(d, f"main.{t + 2}", F.leaky_relu(f_conv(d, f"main.{t}", x, stride=2, padding=2), 0.2))
+    return f_linear(d, "linear", x.flatten(1))[:, 0]
+
+
 def collections_res32(z_dim, ch_g, ch_d, sn):
     g, d = {}, {}
     linear(g, "linear", 16 * ch_g, z_dim)

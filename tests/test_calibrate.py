@@ -62,3 +62,37 @@ def test_cli_calibrate_writes_a_gan_energy_checkpoint(tmp_path):
     raw_g = load_model(raw).generator.state_dict()
     for k, v in model.generator.state_dict().items():
         assert torch.equal(v, raw_g[k])
+
+
+def test_cli_calibrates_an_image_autoencoder_checkpoint_and_keeps_its_energy_kind(tmp_path):
+    import json
+
+    import numpy as np
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from ddls.checkpoint import load_model
+    from ddls.cli import cli
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        img = np.zeros((16, 16), dtype=np.uint8)
+        a, b = rng.integers(0, 12, 2)
+        img[a:a + 4, b:b + 4] = 255
+        Image.fromarray(img).save(folder / f"{i}.png")
+    run = tmp_path / "run"
+    invoke = CliRunner().invoke
+    r = invoke(cli, ["train", "--data", f"folder:{folder}", "--loss", "ebgan", "--steps", "3", "--width", "4",
+                     "--z-dim", "8", "--batch-size", "4", "--out", str(run)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    r = invoke(cli, ["calibrate", "--ckpt", str(run / "model.pt"), "--steps", "60", "--batch-size", "16", "--lr",
+                     "1e-2", "--out", str(tmp_path / "cal.pt")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "energy kind now 'ae'" in r.output
+    model = load_model(tmp_path / "cal.pt")
+    assert model.energy_kind == "ae"
+    losses = model.meta["extra"]["calibration"]
+    assert losses["energy_before"] == "ae" and losses["final_loss"] < 2 * 0.6931 - 0.1  # better than chance
+    assert json.loads(json.dumps(model.meta["config"]))["loss"] == "ebgan"

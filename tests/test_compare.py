@@ -73,7 +73,7 @@ def test_compare_writes_table_json_and_figure(ckpt, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["compare", "--methods", "ddls,nope"], "unknown method(s) nope"),
-    (["sample", "--method", "dot", "--resume"], "--resume, --record-every and --mala"),
+    (["sample", "--method", "dot", "--resume"], "--resume, --record-every, --mala and --label each are for"),
     (["sample", "--method", "dot", "--calibration", "isotonic", "--calibration-n", 50], "isotonic calibration has none"),
 ])
 def test_one_line_errors(ckpt, tmp_path, args, message):

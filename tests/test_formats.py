@@ -59,6 +59,48 @@ def test_gan_collections_cnn32(tmp_path, sn):
     assert model.meta["architecture"] == "cnn32" and model.latent_shape == (100,)
 
 
+def _collections_save(tmp_path, g, d):
+    path = tmp_path / "model.pt"
+    torch.save({"net_G": g, "net_D": d, "optim_G": {}, "optim_D": {}, "sched_G": {}, "sched_D": {}}, path)
+    return path
+
+
+def test_gan_collections_dcgan_batchnorm_discriminator(tmp_path):
+    """The library's DCGAN cnn32 (ConvTranspose G from z, batch-norm D) loads strictly and samples with
+    the batch norms' running statistics."""
+    from ddls._torch import frozen
+
+    g, d = L.collections_dcgan32(100, width_g=16, width_d=8)  # widths are read from the shapes
+    path = _collections_save(tmp_path, g, d)
+    ref_g, ref_d = (lambda z: L.ref_collections_dcgan32_g(g, z)), (lambda x: L.ref_collections_dcgan32_d(d, x))
+    model = check([path], ref_g, ref_d, 100, tmp_path, kind="gan")
+    assert model.meta["architecture"] == "cnn32" and model.meta["variant"] == "DCGAN"
+    assert model.latent_shape == (100,)
+    with np.load(tmp_path / "x.npz") as npz:  # the CLI's samples are G(z) of its final latents, in eval mode
+        z, x = torch.from_numpy(npz["z"]), torch.from_numpy(npz["x"])
+    torch.testing.assert_close(x, ref_g(z), rtol=1e-4, atol=1e-5)
+    # Batch statistics would give another energy: sampling must (and does) use the running ones.
+    energy = model.energy()
+    zs = torch.randn(3, 100, generator=torch.Generator().manual_seed(3))
+    expected = hand_energy(zs, ref_d(ref_g(zs)))
+    model.discriminator.train()
+    with torch.no_grad():
+        with frozen(*energy.modules()):  # what the driver wraps every run in
+            torch.testing.assert_close(energy(zs), expected, rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(energy(zs), expected, rtol=1e-3, atol=1e-3)  # (this also moves the stats)
+
+
+def test_gan_collections_dcgan_real_width_inspect(tmp_path):
+    g, d = L.collections_dcgan32(100)  # the library's sizes: 1024..128-channel G, 64..512-channel D
+    r = invoke("inspect", "--ckpt", _collections_save(tmp_path, g, d))
+    assert r.exit_code == 0, r.output
+    assert "architecture: cnn32" in r.output and "variant: DCGAN" in r.output and "energy: gan" in r.output
+    stats = ("num_batches_tracked", "running_mean", "running_var")
+    for net, name in ((g, "generator"), (d, "discriminator")):
+        count = sum(v.numel() for k, v in net.items() if not k.endswith(stats))
+        assert f"{name}_parameters: {count:,}" in r.output
+
+
 @pytest.mark.parametrize("sn", [True, False], ids=["sngan", "wgangp"])
 def test_gan_collections_res32(tmp_path, sn):
     g, d = L.collections_res32(128, 32, 16, sn)  # widths are read from the shapes: small ones keep this fast
@@ -121,6 +163,44 @@ def test_studiogan_conditional_needs_label(tmp_path):
     line = one_line_error(invoke("sample", "--ckpt", gp, "--disc", dp, "--label", 10, "--device", "cpu",
                                  "--out", tmp_path / "y.npz"))
     assert "out of range" in line
+
+
+def test_label_each_cycles_classes_across_chunks(tmp_path):
+    """--label each: chain i has class i mod 10, across chunks of 5; `y` records it, and each chain's
+    sample and energy are those of its own class."""
+    g, d = L.studiogan_pair(80, 32, 16, 10)
+    gp, dp = _studio_save(tmp_path, g, d)
+    out = tmp_path / "each.npz"
+    r = invoke("sample", "--ckpt", gp, "--disc", dp, "--label", "each", "--n", 12, "--chunk-size", 5,
+               "--steps", 2, "--eps", 1e-3, "--device", "cpu", "--out", out)
+    assert r.exit_code == 0, r.output
+    with np.load(out) as npz:
+        y, z, x = torch.from_numpy(npz["y"]), torch.from_numpy(npz["z"]), torch.from_numpy(npz["x"])
+    assert y.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    with torch.no_grad():
+        ref_x = L.ref_resnet_g(g, z, L.STUDIO_G, eps=1e-4, y=y)
+        torch.testing.assert_close(x, ref_x, rtol=1e-4, atol=1e-5)
+        energy = load_any(gp, dp).energy(label=y)
+        torch.testing.assert_close(energy(z), hand_energy(z, L.ref_studiogan_d(d, ref_x, y)), rtol=1e-4, atol=1e-4)
+    r = invoke("sample", "--ckpt", gp, "--disc", dp, "--label", 4, "--n", 3, "--steps", 0, "--device", "cpu",
+               "--out", out)
+    assert r.exit_code == 0, r.output
+    with np.load(out) as npz:
+        assert npz["y"].tolist() == [4, 4, 4]
+    line = one_line_error(invoke("sample", "--ckpt", unconditional_checkpoint(tmp_path), "--label", "each",
+                                 "--device", "cpu", "--out", out))
+    assert "unconditional" in line and "drop --label" in line
+    assert "--label each are for --method ddls/mala" in one_line_error(
+        invoke("sample", "--ckpt", gp, "--disc", dp, "--label", "each", "--method", "drs", "--device", "cpu",
+               "--out", out))
+    bad = invoke("sample", "--ckpt", gp, "--disc", dp, "--label", "all", "--out", out)
+    assert bad.exit_code == 2 and "neither a class index" in bad.output
+
+
+def unconditional_checkpoint(tmp_path):
+    """An unconditional pytorch-gan-collections checkpoint, for the label errors."""
+    g, d = L.collections_dcgan32(8, width_g=2, width_d=2)
+    return _collections_save(tmp_path, g, d)
 
 
 def test_ddls_native_through_load_any(tmp_path):

@@ -112,3 +112,76 @@ def test_readme_wrapping_example_runs():
     namespace = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["result"].samples.shape == (16, 3, 32, 32)
+
+
+# ---- one class per chain --------------------------------------------------------------------------
+
+SHIFT = torch.tensor([[0.0, 0.0], [2.0, -1.0], [-3.0, 1.0]])  # G(z, y) = z + SHIFT[y]
+CENTRE = torch.tensor([[1.0, 1.0], [0.0, 3.0], [-1.0, -2.0]])  # D(x, y) = -|x - CENTRE[y]|^2 / 2
+
+
+class ShiftG(nn.Module):
+    def forward(self, z, y):
+        return z + SHIFT[y]
+
+
+class DistanceD(nn.Module):
+    def forward(self, x, y):
+        return -0.5 * (x - CENTRE[y]).pow(2).sum(1)
+
+
+def toy_energy(z, y):
+    """-log N(z; 0, I) - d(G(z, y), y) for the toy pair: the target N((CENTRE - SHIFT)[y] / 2, I / 2)."""
+    return hand_energy(z, -0.5 * (z + SHIFT[y] - CENTRE[y]).pow(2).sum(1))
+
+
+def test_per_chain_labels_give_each_chain_its_own_energy():
+    model = ddls.wrap(ShiftG(), DistanceD(), latent_shape=2, label=[2, 0, 1, 1, 2])
+    z = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([2, 0, 1, 1, 2])
+    energy = model.energy()
+    torch.testing.assert_close(energy(z), toy_energy(z, y))
+    torch.testing.assert_close(energy.for_chains(1, 4)(z[1:4]), toy_energy(z[1:4], y[1:4]))
+    torch.testing.assert_close(energy.chain_labels(5), y)
+    # model.energy(label=...) overrides, as an int or a tensor; a single class is every chain's
+    torch.testing.assert_close(model.energy(label=1)(z), toy_energy(z, torch.ones(5, dtype=torch.long)))
+    torch.testing.assert_close(model.energy(label=y.flip(0))(z), toy_energy(z, y.flip(0)))
+    with pytest.raises(DDLSError, match="for_chains"):
+        energy(z[:3])
+    with pytest.raises(DDLSError, match="labels for 5 chains"):
+        energy.for_chains(3, 7)
+    with pytest.raises(DDLSError, match="1-D sequence of class indices"):
+        model.energy(label=[[0, 1]])
+    with pytest.raises(DDLSError, match="out of range"):
+        ddls.wrap(ShiftG(), DistanceD(), latent_shape=2, num_classes=3).energy(label=[0, 3])
+
+
+def test_chunks_take_their_own_slice_of_labels():
+    """Chunk k of a run with per-chain labels equals chunk k of a run where every chain has chunk k's class."""
+    labels = [0, 0, 1, 1, 2, 2]
+    config = ddls.RunConfig(n=6, steps=5, eps=0.05, chunk_size=2, seed=3, method="mala")
+    mixed = ddls.sample(ddls.wrap(ShiftG(), DistanceD(), latent_shape=2, label=labels).energy(), config)
+    for k in range(3):
+        alone = ddls.sample(ddls.wrap(ShiftG(), DistanceD(), latent_shape=2, label=k).energy(), config)
+        torch.testing.assert_close(mixed.latents[2 * k: 2 * k + 2], alone.latents[2 * k: 2 * k + 2])
+        torch.testing.assert_close(mixed.samples[2 * k: 2 * k + 2], alone.samples[2 * k: 2 * k + 2])
+        torch.testing.assert_close(mixed.acceptance[2 * k: 2 * k + 2], alone.acceptance[2 * k: 2 * k + 2])
+
+
+@pytest.mark.parametrize("chunk_size", [600, 256])
+def test_cycled_labels_reach_each_class_target(chunk_size):
+    """Chains cycle through the 3 classes (chunks of 256 start mid-cycle); each class's chains end near
+    their own target mean (CENTRE - SHIFT)[y] / 2 with variance 1/2, whatever the chunking."""
+    from ddls.energy import cycle_labels
+
+    y = cycle_labels(600, 3)
+    assert y[:7].tolist() == [0, 1, 2, 0, 1, 2, 0]
+    energy = ddls.wrap(ShiftG(), DistanceD(), latent_shape=2, label=y).energy()
+    result = ddls.sample(energy, ddls.RunConfig(n=600, steps=300, eps=0.05, chunk_size=chunk_size, seed=1))
+    for c in range(3):
+        z = result.latents[y == c]
+        target = (CENTRE[c] - SHIFT[c]) / 2
+        # 200 chains: the mean's standard error is sqrt(0.5 / 200) = 0.05; ULA's bias at eps=0.05 is ~2%
+        torch.testing.assert_close(z.mean(0), target, atol=0.2, rtol=0)
+        torch.testing.assert_close(z.var(0), torch.full((2,), 0.5), atol=0.15, rtol=0)
+        torch.testing.assert_close(result.samples[y == c], z + SHIFT[c])

@@ -2,7 +2,9 @@
 
 Architectures `cnn32` (Generator32 / Discriminator32) and `res32` (ResGenerator32 /
 ResDiscriminator32), as SNGAN (torch spectral_norm: weight_orig, weight_u, weight_v),
-WGAN-GP (plain weights) or DCGAN (bias-free layers). Sizes are read from the shapes.
+WGAN-GP (plain weights) or DCGAN. The library's DCGAN `cnn32` is Radford et al.'s layout
+(G starts with a transposed conv of z, no Linear; D has batch norm: main.4/7/10.running_mean);
+its early DCGAN was the Linear + `main` pair without biases. Sizes are read from the shapes.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 
 from ..checkpoint import Model
 from ..errors import DDLSError
-from ..models.cnn32 import CNNDiscriminator32, CNNGenerator32
+from ..models.cnn32 import BatchNormDiscriminator32, BatchNormGenerator32, CNNDiscriminator32, CNNGenerator32
 from ..models.resnet32 import ResNetDiscriminator32, ResNetGenerator32
 from ..models.spectral_norm import has_spectral_norm
 from ._common import fill, rename, shape, tensor_state
@@ -46,11 +48,32 @@ def detect(payload: Any, path: Path) -> bool:
 
 
 def _architecture(g: dict) -> str:
-    if "main.0.weight" in g and "linear.weight" in g:
+    if "main.0.weight" in g and ("linear.weight" in g or g["main.0.weight"].dim() == 4):
         return "cnn32"
     if "blocks.0.residual.0.weight" in g:
         return "res32"
     return "unknown"
+
+
+def _load_cnn32(g_state: dict, d_state: dict, sn: bool, path: Path):
+    """(G, D, z_dim, variant) of a cnn32 pair, each side's layout told by its keys."""
+    if "linear.weight" in g_state:
+        z_dim = shape(g_state, "linear.weight", path, "cnn32's Linear(z_dim, 4*4*512)")[1]
+        bottom = math.isqrt(shape(g_state, "linear.weight", path, "")[0] // 512)
+        g = CNNGenerator32(z_dim, bottom=bottom, bias="main.2.bias" in g_state)
+    else:  # the DCGAN generator: z_dim -> 8w channels at bottom x bottom, ..., w -> 3
+        z_dim, top, bottom, _ = shape(g_state, "main.0.weight", path, "DCGAN's ConvTranspose2d(z_dim, 8w, M)")
+        g = BatchNormGenerator32(z_dim, bottom=bottom, width=top // 8)
+    g = fill(g, g_state, "net_G (cnn32 Generator32)", path)
+    if "main.4.running_mean" in d_state:  # batch norm after the second conv: the DCGAN discriminator
+        width = shape(d_state, "main.0.weight", path, "DCGAN's Conv2d(3, w, 5)")[0]
+        size = 16 * math.isqrt(shape(d_state, "linear.weight", path, "a Linear(2*2*8w, 1)")[1] // (8 * width))
+        d, variant = BatchNormDiscriminator32(size=size, width=width), "DCGAN"
+    else:
+        d_bias = "main.0.bias" in d_state
+        d = CNNDiscriminator32(bias=d_bias)
+        variant = "SNGAN" if sn else ("WGAN-GP" if d_bias else "DCGAN")
+    return g, fill(d, d_state, "net_D (cnn32 Discriminator32)", path), z_dim, variant
 
 
 def load(payload: Any, path: Path, disc: Any = None, disc_path: Path | None = None) -> Model:
@@ -59,13 +82,7 @@ def load(payload: Any, path: Path, disc: Any = None, disc_path: Path | None = No
     arch = _architecture(g_state)
     sn = has_spectral_norm(d_state)
     if arch == "cnn32":
-        z_dim = shape(g_state, "linear.weight", path, "cnn32's Linear(z_dim, 4*4*512)")[1]
-        bottom = math.isqrt(shape(g_state, "linear.weight", path, "")[0] // 512)
-        g_bias = "main.2.bias" in g_state
-        d_bias = "main.0.bias" in d_state
-        g = fill(CNNGenerator32(z_dim, bottom=bottom, bias=g_bias), g_state, "net_G (cnn32 Generator32)", path)
-        d = fill(CNNDiscriminator32(bias=d_bias), d_state, "net_D (cnn32 Discriminator32)", path)
-        variant = "SNGAN" if sn else ("WGAN-GP" if d_bias else "DCGAN")
+        g, d, z_dim, variant = _load_cnn32(g_state, d_state, sn, path)
     elif arch == "res32":
         z_dim, width = shape(g_state, "linear.weight", path, "res32's Linear(z_dim, 4*4*256)")[::-1]
         channels = width // 16
@@ -77,7 +94,8 @@ def load(payload: Any, path: Path, disc: Any = None, disc_path: Path | None = No
         variant = "SNGAN" if sn else "WGAN-GP"
     else:
         raise DDLSError(f"{path}: a pytorch-gan-collections checkpoint whose net_G is neither cnn32 "
-                        f"(linear, main.*) nor res32 (linear, blocks.*.residual.*); ddls reads those two")
+                        f"(linear + main.*, or DCGAN's main.* alone) nor res32 (linear, blocks.*.residual.*); "
+                        f"ddls reads those two")
     kind = "wgan" if variant == "WGAN-GP" else "gan"
     meta = {"format": NAME, "architecture": arch, "variant": variant, "spectral_norm": sn}
     return Model(g, d, (z_dim,), kind, meta=meta)
