@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from .cli_options import image_metric_options as _image_metric_options
 from .cli_posthoc import compare as compare_command, posthoc_options, posthoc_sample
 from .errors import DDLSError
 
@@ -299,22 +300,6 @@ def _write_grid(grid: str, samples_file: str) -> None:
     save_grid(grid, x)
 
 
-def _image_metric_options(f):
-    f = click.option("--classifier", type=click.Path(dir_okay=False), default=None,
-                     help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")(f)
-    f = click.option("--ref-n", type=click.IntRange(min=2), default=None,
-                     help="Images: reference images used when no --stats is given (default: the whole train split).")(f)
-    f = click.option("--data", "data", default=None,
-                     help="Images: data set whose train split is the reference when no --stats is given "
-                          "(default: the one the checkpoint or sample file names).")(f)
-    f = click.option("--stats", type=click.Path(dir_okay=False), default=None,
-                     help="Images: reference statistics from `ddls stats` (.npz with mu, sigma).")(f)
-    f = click.option("--features", type=click.Choice(["domain", "inception"]), default="domain", show_default=True,
-                     help="Images: FID feature space; domain = the Fashion-MNIST classifier, inception = FID's "
-                          "InceptionV3 (`ddls inception install` first when offline).")(f)
-    return f
-
-
 def _reference(extractor, stats, data, ref_n):
     from .fid_stats import reference_stats
 
@@ -424,14 +409,13 @@ def calibrate(ckpt, steps, batch_size, lr, seed, device, out):
     from ._torch import resolve_device
     from .calibrate import calibrate as run_calibrate
     from .checkpoint import load_model, save_ddls
+    from .compare import real_source
     from .energy import SCORES
-    from .train_run import real_data
 
     model = load_model(ckpt, resolve_device(device))
-    if model.data is None:
+    draw_real = real_source(model, model.energy().sample_shape)
+    if draw_real is None:
         raise DDLSError(f"{ckpt} does not say which data it was trained on; calibration needs its data")
-    image_size = (model.meta.get("config") or {}).get("image_size")
-    draw_real = real_data(model.data, image_size)[0]
     d, losses = run_calibrate(model.generator, model.discriminator, model.latent_shape, draw_real,
                               steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=True,
                               score=SCORES[model.energy_kind])

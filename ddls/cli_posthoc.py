@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from .cli_options import image_metric_options
 from .errors import DDLSError
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
@@ -76,7 +77,7 @@ def posthoc_sample(model, energy, method, out, *, n, seed, chunk_size, steps, ep
     from .outputs import write_npz
     from .posthoc import default_config, make_target, run
 
-    draw_real = real_source(model)
+    draw_real = real_source(model, energy.sample_shape)
     settings = {k: v for k, v in posthoc.items() if k not in CALIBRATION_KEYS}
     config = default_config(method, chunk_size=chunk_size, steps=steps, eps=eps, noise_scale=noise_scale, **settings)
     t0 = time.perf_counter()
@@ -94,7 +95,7 @@ def posthoc_sample(model, energy, method, out, *, n, seed, chunk_size, steps, ep
 
 
 @click.command()
-@click.option("--ckpt", required=True, help="2-D checkpoint written by `ddls train` (or `ddls calibrate`).")
+@click.option("--ckpt", required=True, help="Checkpoint: 2-D or image, written by `ddls train` (or `ddls calibrate`).")
 @click.option("--methods", default="ddls,drs,mhgan,dot,dgflow", show_default=True,
               help="Comma-separated: ddls, mala, drs, mhgan, dot, dgflow (the generator alone is always the first row).")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="ddls/mala: Langevin steps.")
@@ -107,29 +108,65 @@ def posthoc_sample(model, energy, method, out, *, n, seed, chunk_size, steps, ep
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for compare.csv, compare.json and compare.png (default: compare-<ckpt name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
+@image_metric_options
 @posthoc_options
-def compare(ckpt, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_json, posthoc):
-    """Compare post-hoc samplers on a 2-D checkpoint: EMD, modes, high-quality %, time, network evaluations."""
+def compare(ckpt, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_json, features, stats, data, ref_n,
+            classifier, posthoc):
+    """Compare post-hoc samplers on one checkpoint: quality, time, network evaluations per kept sample.
+
+    2-D data: EMD, modes, high-quality %. Images: FID in --features space against --stats (or the
+    statistics of the checkpoint's data set, computed on the fly).
+    """
     from .cli import _echo_err, _load
-    from .compare import COLUMNS, compare as run_compare, parse_methods, real_source, write_outputs
-    from .data2d import get_dataset
-    from .metrics2d import evaluate, reference_samples
+    from .compare import COLUMNS, IMAGE_COLUMNS, compare as run_compare, parse_methods, real_source, write_outputs
     from .sweep import format_table
 
     chosen = parse_methods(methods)
     model, energy = _load(ckpt, device, 1.0, 0.0, None)
-    if model.data is None:
-        raise DDLSError(f"{ckpt} does not say which data it was trained on; compare scores 2-D ddls checkpoints")
-    dataset = get_dataset(model.data)
+    image = len(energy.sample_shape) == 3  # (C, H, W)
+    if image:
+        evaluate, reference, scoring = _fid_scorer(model, energy, features, stats, data, ref_n, classifier)
+        draw_real = real_source(model, energy.sample_shape, data=data)
+    else:
+        from .data2d import get_dataset
+        from .metrics2d import evaluate as evaluate_2d, reference_samples
+
+        if model.data is None:
+            raise DDLSError(f"{ckpt} does not say which data it was trained on; compare scores 2-D ddls "
+                            f"checkpoints and image checkpoints")
+        dataset = get_dataset(model.data)
+        evaluate, scoring = (lambda x: evaluate_2d(x, dataset)), {}
+        reference = reference_samples(dataset, min(n, 5000))
+        draw_real = real_source(model)
+    needs_real = [m for m in chosen if m == "mhgan"] + ([f"--calibration {posthoc['calibration']}"]
+                                                        if posthoc["calibration"] != "raw" else [])
+    if draw_real is None and needs_real:
+        raise DDLSError(f"{' and '.join(needs_real)} need real samples, and {ckpt} names no data set; "
+                        f"pass --data (e.g. fashion-mnist) or leave them out")
     settings = {k: v for k, v in posthoc.items() if k not in CALIBRATION_KEYS}
     rows, samples, record = run_compare(
-        energy, chosen, dict(settings, steps=steps, eps=eps, chunk_size=chunk_size), lambda x: evaluate(x, dataset),
+        energy, chosen, dict(settings, steps=steps, eps=eps, chunk_size=chunk_size), evaluate,
         n=n, seed=seed, calibration=posthoc["calibration"], calibration_n=posthoc["calibration_n"],
-        finetune_steps=posthoc["finetune_steps"], draw_real=real_source(model), progress=True)
+        finetune_steps=posthoc["finetune_steps"], draw_real=draw_real, progress=True)
     out = Path(out_dir or f"compare-{Path(ckpt).stem}")
-    record = {"ckpt": str(ckpt), "data": model.data, "n": n, "seed": seed, "calibration": record}
-    write_outputs(out, rows, samples, reference_samples(dataset, min(n, 5000)), record,
-                  title=f"{Path(ckpt).name}, {posthoc['calibration']} calibration, n={n}")
-    table = [{c: r.get(c) for c in COLUMNS} for r in rows]
-    click.echo(json.dumps(table) if as_json else format_table(table, COLUMNS))
+    record = {"ckpt": str(ckpt), "data": model.data or data, "n": n, "seed": seed, **scoring, "calibration": record}
+    scored = f", FID in {features} features" if image else ""
+    write_outputs(out, rows, samples, reference, record,
+                  title=f"{Path(ckpt).name}, {posthoc['calibration']} calibration, n={n}{scored}")
+    columns = IMAGE_COLUMNS if image else COLUMNS
+    table = [{c: r.get(c) for c in columns} for r in rows]
+    click.echo(json.dumps(table) if as_json else format_table(table, columns))
     _echo_err(f"wrote {out / 'compare.csv'}, {out / 'compare.json'} and {out / 'compare.png'}")
+
+
+def _fid_scorer(model, energy, features, stats, data, ref_n, classifier):
+    """(evaluate: images -> {'fid'}, None, record) scoring against --stats or the data set's train split."""
+    from .cli import _reference
+    from .features import make_features
+    from .fid_stats import fid_to
+
+    extractor = make_features(features, energy.device, classifier=classifier)
+    extractor.check_shape(energy.sample_shape)  # before any sampling
+    ref, ref_meta = _reference(extractor, stats, data or model.data, ref_n)
+    record = {"features": extractor.name, "feature_info": extractor.info, "reference": ref_meta}
+    return (lambda x: {"fid": fid_to(x, ref, extractor)}), None, record

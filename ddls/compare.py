@@ -21,18 +21,35 @@ from .errors import DDLSError
 from .posthoc import GENERATOR, METHODS, default_config, make_target, run
 
 COLUMNS = ["method", "emd", "modes", "hq", "seconds", "evals_per_sample", "acceptance"]
+IMAGE_COLUMNS = ["method", "fid", "seconds", "evals_per_sample", "acceptance"]
 
 
-def real_source(model: Model) -> Callable[[int, torch.Generator], Tensor] | None:
-    """Where real samples come from, for calibration and MH-GAN: the 2-D data a ddls checkpoint names.
+def real_source(model: Model, sample_shape: tuple[int, ...] | None = None, *,
+                data: str | None = None) -> Callable[[int, torch.Generator], Tensor] | None:
+    """Where real samples come from, for calibration and MH-GAN: the data a ddls checkpoint names.
 
-    Image checkpoints have none yet; a data set plugs in here as a draw_real(n, generator) callable.
+    2-D data sets, or the train split of an image data set (Fashion-MNIST, CIFAR-10, folder:PATH)
+    brought to `sample_shape` (C, H, W), the shape the generator makes. `data` stands in when the
+    checkpoint names none; None when neither does.
     """
-    if model.data is None:
+    name = model.data or data
+    if name is None:
         return None
-    from .data2d import get_dataset
+    from .images import get_image_data, is_image_data
 
-    return get_dataset(model.data).sample
+    if not is_image_data(name):
+        from .data2d import get_dataset
+
+        return get_dataset(name).sample
+    if sample_shape is None or len(sample_shape) != 3:
+        raise DDLSError(f"the checkpoint names image data {name!r} but makes samples of shape "
+                        f"{sample_shape}; real images need a generator of (C, H, W) images")
+    channels, size = sample_shape[0], sample_shape[-1]
+    images = get_image_data(name, size=size, channels=channels)
+    if images.shape != tuple(sample_shape):
+        raise DDLSError(f"{name} images are {'x'.join(map(str, images.shape))}, but the generator makes "
+                        f"{'x'.join(map(str, sample_shape))}; the data does not match the networks")
+    return images.sample
 
 
 def parse_methods(text: str) -> list[str]:
@@ -60,7 +77,7 @@ def compare(energy: LatentEnergy, methods: list[str], options: dict, evaluate: C
         t0 = time.perf_counter()
         result = run(method, target, n, config, seed=seed, draw_real=draw_real, progress=progress)
         seconds = time.perf_counter() - t0
-        x = result.samples.reshape(n, -1).numpy()
+        x = result.samples.numpy()
         if not np.isfinite(x).all():
             raise DDLSError(f"{method} produced NaN/inf samples; try a smaller step size for it")
         rows.append({"method": method, **evaluate(x), "seconds": round(seconds, 3),
@@ -71,12 +88,23 @@ def compare(energy: LatentEnergy, methods: list[str], options: dict, evaluate: C
     return rows, samples, record
 
 
-def write_outputs(out: Path, rows: list[dict], samples: list[np.ndarray], reference: np.ndarray, record: dict,
-                  title: str) -> None:
-    """compare.csv (the table), compare.json (table, settings, calibration) and compare.png (samples)."""
-    from .outputs import write_csv, write_json
-    from .plots import samples_figure_2d
+def write_outputs(out: Path, rows: list[dict], samples: list[np.ndarray], reference: np.ndarray | None,
+                  record: dict, title: str) -> None:
+    """compare.csv (the table), compare.json (table, settings, calibration) and compare.png (samples).
 
-    write_csv(out / "compare.csv", [{c: r.get(c) for c in COLUMNS} for r in rows])
+    2-D samples are drawn as scatters over `reference` (data samples); images as a grid of the
+    first 32 samples of each method, side by side (`reference` unused).
+    """
+    from .outputs import write_csv, write_json
+    from .plots import samples_figure_2d, samples_figure_images
+
+    image = samples[0].ndim == 4
+    columns = IMAGE_COLUMNS if image else COLUMNS
+    write_csv(out / "compare.csv", [{c: r.get(c) for c in columns} for r in rows])
     write_json(out / "compare.json", {**record, "rows": rows})
-    samples_figure_2d([r["method"] for r in rows], rows, samples, reference, out / "compare.png", title=title)
+    labels = [r["method"] for r in rows]
+    if image:
+        samples_figure_images(labels, [f"FID {r['fid']:.2f}" for r in rows], samples, out / "compare.png",
+                              title=title)
+    else:
+        samples_figure_2d(labels, rows, samples, reference, out / "compare.png", title=title)

@@ -129,6 +129,30 @@ def image_tiles(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return x[..., 0] if c == 1 else x
 
 
+def samples_figure_images(labels: list[str], captions: list[str], samples: list[np.ndarray],
+                          path: str | os.PathLike, title: str = "", rows: int = 8, cols: int = 4) -> None:
+    """The first rows*cols images (N, C, H, W) in [-1, 1] of each set, one panel per set, side by side."""
+    plt = _pyplot()
+    shown = rows * cols
+    h, w = samples[0].shape[-2:]
+    width = 1.8 * cols / 4  # inches per panel
+    fig, axes = plt.subplots(1, len(samples), figsize=(max(4.0, width * len(samples)), width * rows * h / (cols * w) + 0.8),
+                             squeeze=False, layout="constrained")
+    for ax, label, caption, x in zip(axes.flat, labels, captions, samples):
+        x = np.asarray(x[:shown], dtype=np.float32)
+        if len(x) < shown:  # fewer samples than cells: blank (white) cells fill the grid
+            x = np.concatenate([x, np.ones((shown - len(x), *x.shape[1:]), np.float32)])
+        grid = image_tiles(x, rows, cols)
+        ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"{label}\n{caption}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    save_figure(path, fig)
+    plt.close(fig)
+
+
 def sweep_figure_images(rows: list[dict], path: str | os.PathLike, metric: str = "fid", title: str = "") -> None:
     """FID against eps, the generator alone as a dashed line."""
     plt = _pyplot()

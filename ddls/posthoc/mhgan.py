@@ -62,7 +62,7 @@ def sample(target: LatentLogit, n: int, config: MHGANConfig = MHGANConfig(), *,
     """n samples, each the end of a K-step chain; chunk k of chains uses the stream (seed, k)."""
     if draw_real is None:
         raise DDLSError("MH-GAN starts its chains at real samples, and this checkpoint names no data source "
-                        "(only 2-D ddls checkpoints do so far)")
+                        "(ddls checkpoints name theirs: 2-D data or an image data set)")
     xs, zs = [], []
     accept_sum = torch.zeros((), dtype=torch.float64)
     restarted = 0
