@@ -11,13 +11,7 @@ from ddls.errors import DDLSError
 from ddls.idx import FASHION_MNIST_DIR, read_fashion_mnist, read_idx, to_signed_images
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run faster on one thread, and far faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SHIPPED = Path(__file__).resolve().parent.parent / "pretrained" / "fmnist_classifier.pt"
