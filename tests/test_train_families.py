@@ -215,3 +215,34 @@ def _progress_of(cfg, pngs):
     got = []
     train(cfg, data.sample, data.shape, save=got.append, save_every=2)
     return got[0]
+
+
+def test_cifar10_is_read_through_torchvision_in_its_real_layout(tmp_path, monkeypatch):
+    # CIFAR-10 cannot be downloaded here: write its python-pickle batches with made-up pixels and skip
+    # only torchvision's md5 check, which real files pass
+    import pickle
+
+    from torchvision.datasets import CIFAR10
+
+    folder = tmp_path / "cifar" / CIFAR10.base_folder
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    batches = {}
+    for name, _ in CIFAR10.train_list + CIFAR10.test_list:
+        data = rng.integers(0, 256, (4, 3072), dtype=np.uint8)
+        batches[name] = data
+        with open(folder / name, "wb") as fh:
+            pickle.dump({"data": data, "labels": [1, 2, 3, 4]}, fh)
+    with open(folder / CIFAR10.meta["filename"], "wb") as fh:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
+    monkeypatch.setattr(CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr("torchvision.datasets.cifar.check_integrity", lambda *a, **k: True)
+    from ddls.images import load_cifar10
+
+    x, y = load_cifar10("train", root=tmp_path / "cifar")
+    assert x.shape == (20, 32, 32, 3) and y.tolist() == [1, 2, 3, 4] * 5
+    np.testing.assert_array_equal(x[0], batches["data_batch_1"][0].reshape(3, 32, 32).transpose(1, 2, 0))
+    monkeypatch.setattr(CIFAR10, "_check_integrity", lambda self: False)
+    monkeypatch.setattr(CIFAR10, "download", lambda self: (_ for _ in ()).throw(OSError("no network")))
+    with pytest.raises(DDLSError, match="CIFAR-10 could not be loaded into .*download it on a machine with internet"):
+        load_cifar10("train", root=tmp_path / "nowhere")
