@@ -52,3 +52,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def invoke(*args):
+    """Run the ddls CLI in-process; arguments may be paths or numbers."""
+    from click.testing import CliRunner
+
+    from ddls.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def one_line_error(result):
+    """The last line of a failed command, after checking it failed cleanly (exit 1, no traceback)."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
+    return lines[-1]

@@ -5,22 +5,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 import _layouts as L
-from ddls.cli import cli
 from ddls.formats import load_any
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(result):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
-    return lines[-1]
+from conftest import invoke, one_line_error  # noqa: E402
 
 
 def hand_energy(z, logit):

@@ -5,12 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from torch import nn
 
 from ddls import models
 from ddls.checkpoint import save_ddls
-from ddls.cli import cli
 from ddls.idx import FASHION_MNIST_DIR
 
 
@@ -20,15 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 HAVE_FMNIST = Path(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz").is_file()
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(result):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
-    return lines[-1]
+from conftest import invoke, one_line_error  # noqa: E402
 
 
 class TinyImageG(nn.Module):
