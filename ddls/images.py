@@ -16,8 +16,6 @@ from torch import Tensor
 from .errors import DDLSError
 from .idx import read_fashion_mnist
 
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
@@ -103,10 +101,6 @@ class ImageData:
 
 def to_float(images: Tensor) -> Tensor:
     return images.float() / 127.5 - 1
-
-
-def to_uint8(images: Tensor) -> Tensor:
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 IMAGE_DATASETS = ("fashion-mnist", "cifar10")
