@@ -246,3 +246,13 @@ def test_cifar10_is_read_through_torchvision_in_its_real_layout(tmp_path, monkey
     monkeypatch.setattr(CIFAR10, "download", lambda self: (_ for _ in ()).throw(OSError("no network")))
     with pytest.raises(DDLSError, match="CIFAR-10 could not be loaded into .*download it on a machine with internet"):
         load_cifar10("train", root=tmp_path / "nowhere")
+
+
+def test_resnet_sngan_trains_on_grayscale_32x32_and_refuses_other_sizes(tmp_path):
+    cfg = TrainConfig(data="toy", loss="sngan", steps=1, batch_size=4, z_dim=8, arch="resnet", width=4)
+    trained = train(cfg, lambda n, g: noise_images(n, g, size=32), (1, 32, 32))
+    model = load_model(save_trained(tmp_path / "r.pt", trained, data="toy"))
+    assert model.energy_kind == "wgan"
+    assert model.energy().decode(torch.zeros(2, 8)).shape == (2, 1, 32, 32)
+    with pytest.raises(DDLSError, match="add --image-size 32"):
+        cfg.model_specs((1, 28, 28))
