@@ -8,7 +8,7 @@ For each model, on one batch of latents, in one process, with the methods interl
 hits all of them alike), it times per step:
 
   bare       one forward of G and D and the backward to z only (parameters frozen): the floor
-  ddls-ula   ddls.driver.run_chain with the ULA kernel (the loop `ddls sample` runs)
+  ddls-ula   ddls.sampling.driver.run_chain with the ULA kernel (the loop `ddls sample` runs)
   ddls-mala  the same with MALA
   studiogan  the loop StudioGAN ships (src/utils/sample.py::langevin_sampling), rewritten
              here from its description: a MultivariateNormal prior with a full covariance
@@ -50,9 +50,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ddls._torch import frozen, make_generator  # noqa: E402
-from ddls.driver import ChainProgress, run_chain  # noqa: E402
-from ddls.energy import LatentEnergy  # noqa: E402
-from ddls.samplers import make_sampler  # noqa: E402
+from ddls.sampling.driver import ChainProgress, run_chain  # noqa: E402
+from ddls.sampling.energy import LatentEnergy  # noqa: E402
+from ddls.sampling.samplers import make_sampler  # noqa: E402
 
 SHIPPED_FMNIST = ["fmnist_sngan.pt", "fmnist_wgangp.pt", "fmnist_ebgan.pt"]
 METHODS = ["bare", "ddls-ula", "ddls-mala", "studiogan", "naive"]
@@ -265,7 +265,7 @@ def _child_env() -> dict:
 
 def rss_scaling(ns: list[int], chunk: int, steps: int) -> dict[str, float]:
     """Peak RSS (MiB) of `ddls sample` for each N, each in a fresh process, on a tiny 784-pixel model."""
-    from ddls.checkpoint import save_ddls
+    from ddls.io.checkpoint import save_ddls
     from ddls.models import build
 
     with tempfile.TemporaryDirectory() as tmp:

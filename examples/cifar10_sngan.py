@@ -64,8 +64,8 @@ def scores(images: torch.Tensor, fid_stats: str | None, device: torch.device) ->
         print("IS/FID skipped: pass --fid-stats, the CIFAR-10 statistics file of pytorch-gan-metrics "
               "(or one from `ddls stats`)", file=sys.stderr)
         return None
-    from ddls.features import inception_features, inception_probs, inception_score
-    from ddls.fid_stats import check_same_space, fid_to, read_stats
+    from ddls.metrics.features import inception_features, inception_probs, inception_score
+    from ddls.metrics.fid_stats import check_same_space, fid_to, read_stats
 
     reference, meta = read_stats(fid_stats)
     extractor = inception_features(device)
@@ -79,7 +79,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     import ddls
     from ddls._torch import resolve_device
-    from ddls.calibrate import calibrate
+    from ddls.calibration.finetune import calibrate
 
     device = resolve_device(args.device)
     model = ddls.load_any(args.ckpt, args.disc, device=device)

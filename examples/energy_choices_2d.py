@@ -9,12 +9,12 @@ import sys
 
 import torch
 
-from ddls.calibrate import calibrate
-from ddls.checkpoint import load_model
-from ddls.data2d import get_dataset
-from ddls.driver import RunConfig, sample
-from ddls.energy import LatentEnergy
-from ddls.metrics2d import evaluate
+from ddls.calibration.finetune import calibrate
+from ddls.io.checkpoint import load_model
+from ddls.data.toy2d import get_dataset
+from ddls.sampling.driver import RunConfig, sample
+from ddls.sampling.energy import LatentEnergy
+from ddls.metrics.points2d import evaluate
 
 torch.set_num_threads(1)  # the quoted numbers were made single-threaded
 

@@ -6,12 +6,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ddls.calibrate import calibrate
-from ddls.checkpoint import load_model
+from ddls.calibration.finetune import calibrate
+from ddls.io.checkpoint import load_model
 from ddls.cli import cli
-from ddls.data2d import get_dataset
+from ddls.data.toy2d import get_dataset
 from ddls.errors import DDLSError
-from ddls.trainer import TrainConfig, train
+from ddls.training.trainer import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_cli_calibrates_an_image_autoencoder_checkpoint_and_keeps_its_energy_kin
     from click.testing import CliRunner
     from PIL import Image
 
-    from ddls.checkpoint import load_model
+    from ddls.io.checkpoint import load_model
     from ddls.cli import cli
 
     folder = tmp_path / "imgs"

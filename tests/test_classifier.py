@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from ddls.classifier import ClassifierConfig, accuracy, load_classifier, save_classifier, train_classifier
+from ddls.metrics.domain_classifier import ClassifierConfig, accuracy, load_classifier, save_classifier, train_classifier
 from ddls.errors import DDLSError
-from ddls.idx import FASHION_MNIST_DIR, read_fashion_mnist, read_idx, to_signed_images
+from ddls.data.idx import FASHION_MNIST_DIR, read_fashion_mnist, read_idx, to_signed_images
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -75,14 +75,14 @@ def test_classifier_learns_a_toy_task_and_is_seeded(tmp_path):
 
 
 def test_missing_classifier_says_how_to_train_it(tmp_path):
-    from ddls.features import make_features
+    from ddls.metrics.features import make_features
 
     with pytest.raises(DDLSError, match=r"not found; train them with `ddls classifier --out"):
         make_features("domain", classifier=tmp_path / "none.pt")
 
 
 def test_domain_features_refuse_other_image_shapes():
-    from ddls.features import make_features
+    from ddls.metrics.features import make_features
 
     extractor = make_features("domain")
     with pytest.raises(DDLSError, match="for 1x28x28 images, got 3x32x32; use --features inception"):
@@ -99,8 +99,8 @@ def test_shipped_classifier_accuracy_is_what_its_model_card_says():
 
 @needs_fmnist
 def test_domain_fid_tells_real_from_wrong_images():
-    from ddls.features import make_features
-    from ddls.fid import fid, gaussian_stats
+    from ddls.metrics.features import make_features
+    from ddls.metrics.fid import fid, gaussian_stats
 
     extractor = make_features("domain")
     train = to_signed_images(read_fashion_mnist("train")[0][:3000])

@@ -142,7 +142,7 @@ def test_failed_run_keeps_the_previous_output(ckpt, tmp_path):
 
 
 def test_eval_refuses_nan_samples(tmp_path):
-    from ddls.outputs import write_npz
+    from ddls.io.outputs import write_npz
 
     path = tmp_path / "nan.npz"
     x = np.zeros((10, 2))

@@ -83,12 +83,12 @@ def test_one_line_errors(ckpt, tmp_path, args, message):
 
 
 def test_image_checkpoint_without_real_data_is_one_line():
-    from ddls.compare import real_source
-    from ddls.checkpoint import Model
+    from ddls.data.real import real_source
+    from ddls.io.checkpoint import Model
     from ddls.posthoc import make_target
     from ddls.errors import DDLSError
     from conftest import Linear
-    from ddls.energy import LatentEnergy
+    from ddls.sampling.energy import LatentEnergy
 
     model = Model(Linear([[1.0, 0.0]], [0.0]), Linear([[1.0]], [0.0]), (2,), "gan", data=None)
     assert real_source(model) is None

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from torch import nn
 
 from ddls import models
-from ddls.checkpoint import save_ddls
+from ddls.io.checkpoint import save_ddls
 from ddls.cli import cli
-from ddls.idx import FASHION_MNIST_DIR
+from ddls.data.idx import FASHION_MNIST_DIR
 
 HAVE_FMNIST = Path(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz").is_file()
 
@@ -81,9 +81,9 @@ def image_ckpt(tmp_path, folder, monkeypatch):
 @pytest.fixture
 def real_stats(folder, tmp_path):
     """Domain statistics of the 40 folder images, as `ddls stats` would store them."""
-    from ddls.features import make_features
-    from ddls.fid import gaussian_stats
-    from ddls.fid_stats import stats_meta, write_stats
+    from ddls.metrics.features import make_features
+    from ddls.metrics.fid import gaussian_stats
+    from ddls.metrics.fid_stats import stats_meta, write_stats
 
     extractor = make_features("domain")
     images = torch.from_numpy(folder[1][:, None]).float() / 127.5 - 1
@@ -91,7 +91,7 @@ def real_stats(folder, tmp_path):
 
 
 def test_real_source_of_an_image_checkpoint_draws_its_images(image_ckpt, folder):
-    from ddls.compare import real_source
+    from ddls.data.real import real_source
     from ddls.formats import load_any
 
     model = load_any(image_ckpt, None)
@@ -105,9 +105,9 @@ def test_real_source_of_an_image_checkpoint_draws_its_images(image_ckpt, folder)
 
 
 def test_compare_on_images_scores_every_method_by_fid(image_ckpt, real_stats, tmp_path):
-    from ddls.features import make_features
-    from ddls.fid import fid, gaussian_stats
-    from ddls.fid_stats import read_stats
+    from ddls.metrics.features import make_features
+    from ddls.metrics.fid import fid, gaussian_stats
+    from ddls.metrics.fid_stats import read_stats
 
     out = tmp_path / "cmp"
     r = invoke("compare", "--ckpt", image_ckpt, "--methods", "ddls,drs,mhgan,dot,dgflow", "--n", 40, "--steps", 5,
@@ -141,7 +141,7 @@ def test_compare_on_images_scores_every_method_by_fid(image_ckpt, real_stats, tm
 
 
 def test_mhgan_on_images_starts_at_real_samples_and_returns_generated_ones(image_ckpt):
-    from ddls.compare import real_source
+    from ddls.data.real import real_source
     from ddls.formats import load_any
     from ddls.posthoc import default_config, make_target, run
 
@@ -176,10 +176,10 @@ def test_image_checkpoint_without_data_is_one_line(tmp_path, real_stats, monkeyp
 
 @pytest.mark.skipif(not HAVE_FMNIST, reason="needs `apt-get install dataset-fashion-mnist`")
 def test_fashion_mnist_real_source_and_shape_mismatch(tmp_path, monkeypatch):
-    from ddls.compare import real_source
+    from ddls.data.real import real_source
     from ddls.errors import DDLSError
     from ddls.formats import load_any
-    from ddls.images import get_image_data, to_float
+    from ddls.data.images import get_image_data, to_float
 
     model = load_any(make_ckpt(tmp_path / "fm.pt", "fashion-mnist", monkeypatch), None)
     x = real_source(model, (1, 28, 28))(4, torch.Generator().manual_seed(0))

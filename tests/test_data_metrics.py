@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from ddls._torch import make_generator
-from ddls.data2d import DATASETS, GRID25, get_dataset
+from ddls.data.toy2d import DATASETS, GRID25, get_dataset
 from ddls.errors import DDLSError
-from ddls.metrics2d import emd, evaluate, mode_stats
+from ddls.metrics.points2d import emd, evaluate, mode_stats
 
 
 def test_grid_has_25_modes_on_the_even_lattice():

@@ -48,8 +48,8 @@ def test_distributed_flag_outside_torchrun_is_one_line(tmp_path, monkeypatch):
 
 
 def test_rank_chunks_cover_the_run_once():
-    from ddls.distributed import Group, rank_chunks
-    from ddls.driver import RunConfig
+    from ddls.sampling.distributed import Group, rank_chunks
+    from ddls.sampling.driver import RunConfig
 
     config = RunConfig(n=45, steps=1, chunk_size=10)
     got = [list(rank_chunks(config, Group(r, 3, None, "gloo"))) for r in range(3)]

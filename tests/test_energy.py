@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from ddls.energy import LatentEnergy, standard_normal_logpdf
+from ddls.sampling.energy import LatentEnergy, standard_normal_logpdf
 from ddls.errors import DDLSError
 
 from conftest import DEVICE, Linear, Quadratic

@@ -3,10 +3,10 @@ import pytest
 import torch
 from torch import nn
 
-from ddls.driver import RunConfig, sample
-from ddls.energy import LatentEnergy
+from ddls.sampling.driver import RunConfig, sample
+from ddls.sampling.energy import LatentEnergy
 from ddls.errors import DDLSError
-from ddls.fastpath import FastPath, FastEnergy, prepare
+from ddls.sampling.fastpath import FastPath, FastEnergy, prepare
 
 # Max |difference| after STEPS ULA steps from the same prior draws, same noise:
 # float32 switches only reorder sums (1e-4); bf16/fp16 networks round each step's gradient.

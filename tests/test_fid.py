@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from ddls.errors import DDLSError
-from ddls.fid import GaussianStats, fid, frechet_distance, gaussian_stats, trace_sqrt_product
-from ddls.fid_stats import read_stats, write_stats
+from ddls.metrics.fid import GaussianStats, fid, frechet_distance, gaussian_stats, trace_sqrt_product
+from ddls.metrics.fid_stats import read_stats, write_stats
 
 
 def test_one_dimensional_gaussians_by_hand():

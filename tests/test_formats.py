@@ -179,7 +179,7 @@ def test_label_each_cycles_classes_across_chunks(tmp_path):
         assert npz["y"].tolist() == [4, 4, 4]
     line = one_line_error(invoke("sample", "--ckpt", unconditional_checkpoint(tmp_path), "--label", "each",
                                  "--device", "cpu", "--out", out))
-    assert "unconditional" in line and "drop --label" in line
+    assert "unconditional" in line and "drop the label" in line
     assert "--label each are for --method ddls/mala" in one_line_error(
         invoke("sample", "--ckpt", gp, "--disc", dp, "--label", "each", "--method", "drs", "--device", "cpu",
                "--out", out))

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from ddls import models
-from ddls.checkpoint import save_ddls
-from ddls.idx import FASHION_MNIST_DIR
+from ddls.io.checkpoint import save_ddls
+from ddls.data.idx import FASHION_MNIST_DIR
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -59,9 +59,9 @@ def image_ckpt(tmp_path, monkeypatch):
 @pytest.fixture
 def generator_stats(image_ckpt, tmp_path):
     """Domain statistics of the generator alone (seed 0, 200 samples), as `ddls stats` would store them."""
-    from ddls.features import make_features
-    from ddls.fid import gaussian_stats
-    from ddls.fid_stats import stats_meta, write_stats
+    from ddls.metrics.features import make_features
+    from ddls.metrics.fid import gaussian_stats
+    from ddls.metrics.fid_stats import stats_meta, write_stats
 
     r = invoke("sample", "--ckpt", image_ckpt, "--steps", 0, "--n", 200, "--seed", 0, "--device", "cpu",
                "--out", tmp_path / "gen.npz")
@@ -97,15 +97,15 @@ def test_sweep_on_images_writes_table_plot_and_chains(image_ckpt, generator_stat
 
 
 def test_chains_grid_records_every_25th_step(image_ckpt):
-    from ddls.driver import RunConfig
+    from ddls.sampling.driver import RunConfig
     from ddls.formats import load_any
-    from ddls.sweep import chains_to_show
+    from ddls.sampling.sweep import chains_to_show
 
     energy = load_any(image_ckpt, None).energy()
     traj, steps = chains_to_show(energy, RunConfig(n=100, steps=60, seed=0), 1e-2, n_chains=4, every=25)
     assert steps == [0, 25, 50]
     assert traj.shape == (3, 4, 1, 28, 28)
-    from ddls.plots import image_tiles
+    from ddls.viz.plots import image_tiles
 
     tiles = image_tiles(traj[:, :2].reshape(6, 1, 28, 28), 2, 3)
     assert tiles.shape == (56, 84)
@@ -115,10 +115,10 @@ def test_chains_grid_records_every_25th_step(image_ckpt):
 
 
 def test_eval_images_against_stats_equals_hand_computation(generator_stats, tmp_path):
-    from ddls.features import make_features
-    from ddls.fid import fid, gaussian_stats
-    from ddls.fid_stats import read_stats
-    from ddls.outputs import write_npz
+    from ddls.metrics.features import make_features
+    from ddls.metrics.fid import fid, gaussian_stats
+    from ddls.metrics.fid_stats import read_stats
+    from ddls.io.outputs import write_npz
 
     stats, x = generator_stats
     shifted = np.clip(x[:100] + 0.5, -1, 1).astype(np.float32)
@@ -133,7 +133,7 @@ def test_eval_images_against_stats_equals_hand_computation(generator_stats, tmp_
 
 
 def test_missing_stats_or_weights_end_in_one_line(generator_stats, tmp_path, monkeypatch):
-    from ddls.outputs import write_npz
+    from ddls.io.outputs import write_npz
 
     stats, x = generator_stats
     write_npz(tmp_path / "s.npz", {"x": x[:10]}, {})
@@ -152,9 +152,9 @@ def test_missing_stats_or_weights_end_in_one_line(generator_stats, tmp_path, mon
 
 
 def test_stats_of_other_features_are_refused(generator_stats, tmp_path):
-    from ddls.fid_stats import write_stats
-    from ddls.fid import GaussianStats
-    from ddls.outputs import write_npz
+    from ddls.metrics.fid_stats import write_stats
+    from ddls.metrics.fid import GaussianStats
+    from ddls.io.outputs import write_npz
 
     _, x = generator_stats
     write_stats(tmp_path / "inc.npz", GaussianStats(np.zeros(2048), np.eye(2048), 10), {"features": "inception",
@@ -166,9 +166,9 @@ def test_stats_of_other_features_are_refused(generator_stats, tmp_path):
 
 @pytest.mark.skipif(not HAVE_FMNIST, reason="needs `apt-get install dataset-fashion-mnist`")
 def test_stats_command_on_fashion_mnist(tmp_path):
-    from ddls.features import make_features
-    from ddls.fid import gaussian_stats
-    from ddls.fid_stats import dataset_images, read_stats
+    from ddls.metrics.features import make_features
+    from ddls.metrics.fid import gaussian_stats
+    from ddls.metrics.fid_stats import dataset_images, read_stats
 
     r = invoke("stats", "--data", "fashion-mnist", "--n", 500, "--features", "domain", "--device", "cpu",
                "--out", tmp_path / "ref.npz")
@@ -183,8 +183,8 @@ def test_stats_command_on_fashion_mnist(tmp_path):
 
 @pytest.mark.skipif(not HAVE_FMNIST, reason="needs `apt-get install dataset-fashion-mnist`")
 def test_stats_against_other_stats(tmp_path):
-    from ddls.fid import fid
-    from ddls.fid_stats import read_stats
+    from ddls.metrics.fid import fid
+    from ddls.metrics.fid_stats import read_stats
 
     assert invoke("stats", "--data", "fashion-mnist", "--n", 300, "--device", "cpu",
                   "--out", tmp_path / "a.npz").exit_code == 0

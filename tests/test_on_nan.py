@@ -5,9 +5,9 @@ import torch
 from click.testing import CliRunner
 
 from ddls.cli import cli
-from ddls.driver import RESTART_FACTOR, RunConfig, run_chain
+from ddls.sampling.driver import RESTART_FACTOR, RunConfig, run_chain
 from ddls.errors import NonFiniteEnergy
-from ddls.samplers import make_sampler
+from ddls.sampling.samplers import make_sampler
 
 
 class Cliff:
@@ -78,7 +78,7 @@ def test_restart_gives_up_after_max_restarts_and_names_eps():
 
 def test_per_chain_eps_equals_scalar_eps():
     """A (B,) eps tensor with equal entries is the scalar step (so restarted runs use the same math)."""
-    from ddls.samplers import init, mala_step
+    from ddls.sampling.samplers import init, mala_step
 
     energy = lambda z: 0.5 * z.pow(2).sum(1)  # noqa: E731
     st = init(torch.randn(6, 3, generator=torch.Generator().manual_seed(1)), energy)

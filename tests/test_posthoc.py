@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from conftest import Linear
-from ddls.energy import LatentEnergy
+from ddls.sampling.energy import LatentEnergy
 from ddls.errors import DDLSError
 from ddls.posthoc import default_config, make_target, run
-from ddls.posthoc.calibration import Calibration, fit, fit_isotonic, fit_logistic
+from ddls.calibration.maps import Calibration, fit, fit_isotonic, fit_logistic
 from ddls.posthoc.dgflow import DGflowConfig, step as dgflow_step
 from ddls.posthoc.dot import DOTConfig, effective_lipschitz, transport
 from ddls.posthoc.drs import DRSConfig

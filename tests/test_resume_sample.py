@@ -96,8 +96,8 @@ def test_resume_refuses_a_changed_config(ckpt, tmp_path):
 
 def test_in_process_resume_api_matches(ckpt):
     """The library path: save every 7 steps, resume from each saved point, same result."""
-    from ddls.checkpoint import load_model
-    from ddls.driver import RunConfig, sample
+    from ddls.io.checkpoint import load_model
+    from ddls.sampling.driver import RunConfig, sample
 
     energy = load_model(ckpt).energy()
     config = RunConfig(n=30, steps=40, eps=0.01, method="mala", chunk_size=16, record_every=10, seed=1)

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from click.testing import CliRunner
 
-from ddls.checkpoint import load_model
+from ddls.io.checkpoint import load_model
 from ddls.cli import cli
 
 CKPT = Path(__file__).resolve().parents[1] / "pretrained" / "gmm25_wgangp.pt"

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from ddls._torch import make_generator
-from ddls.driver import run_chain
+from ddls.sampling.driver import run_chain
 from ddls.errors import DDLSError, NonFiniteEnergy
-from ddls.samplers import init, make_sampler
+from ddls.sampling.samplers import init, make_sampler
 
 from conftest import DEVICE
 

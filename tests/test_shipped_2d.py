@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from ddls.cli import cli
-from ddls.sweep import best_row
+from ddls.sampling.sweep import best_row
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ddls.checkpoint import load_model
+from ddls.io.checkpoint import load_model
 from ddls.cli import cli
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from ddls.driver import Chunk
-from ddls.samples_file import read_samples
-from ddls.stream import SampleWriter, sample_layout, spool_path, stream_chunks
+from ddls.sampling.driver import Chunk
+from ddls.io.samples_file import read_samples
+from ddls.sampling.stream import SampleWriter, sample_layout, spool_path, stream_chunks
 
 
 def _chunks(n, size, steps_recorded, rng):

@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from ddls.data2d import get_dataset
+from ddls.data.toy2d import get_dataset
 from ddls.errors import DDLSError
-from ddls.losses import gradient_penalty, ns_d_loss, ns_g_loss, wgan_d_loss, wgan_g_loss
+from ddls.training.losses import gradient_penalty, ns_d_loss, ns_g_loss, wgan_d_loss, wgan_g_loss
 from ddls._torch import make_generator
-from ddls.trainer import TrainConfig, train
+from ddls.training.trainer import TrainConfig, train
 
 from conftest import Linear
 

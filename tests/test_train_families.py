@@ -10,15 +10,15 @@ import torch
 from click.testing import CliRunner
 
 from ddls._torch import make_generator
-from ddls.checkpoint import load_model
+from ddls.io.checkpoint import load_model
 from ddls.cli import cli
-from ddls.data2d import get_dataset
+from ddls.data.toy2d import get_dataset
 from ddls.errors import DDLSError
-from ddls.idx import read_idx
-from ddls.images import get_image_data, load_fashion_mnist
-from ddls.losses import LOSSES
-from ddls.resume import load_train_progress, save_train_progress
-from ddls.trainer import TrainConfig, save_trained, train
+from ddls.data.idx import read_idx
+from ddls.data.images import get_image_data, load_fashion_mnist
+from ddls.training.losses import LOSSES
+from ddls.io.resume import load_train_progress, save_train_progress
+from ddls.training.trainer import TrainConfig, save_trained, train
 
 FAMILIES = list(LOSSES)
 
@@ -69,7 +69,7 @@ def test_every_family_trains_on_images_and_samples_with_its_own_energy(loss, tmp
     # E = -log N(z) - score(D(G(z))): check against the networks directly
     with torch.no_grad():
         out = model.discriminator.eval()(model.generator.eval()(z))
-    from ddls.energy import SCORES
+    from ddls.sampling.energy import SCORES
 
     expected = 0.5 * z.pow(2).sum(1) + 4 * math.log(2 * math.pi) - SCORES[model.energy_kind](out)
     torch.testing.assert_close(e.detach(), expected, rtol=1e-4, atol=1e-4)
@@ -237,7 +237,7 @@ def test_cifar10_is_read_through_torchvision_in_its_real_layout(tmp_path, monkey
         pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
     monkeypatch.setattr(CIFAR10, "_check_integrity", lambda self: True)
     monkeypatch.setattr("torchvision.datasets.cifar.check_integrity", lambda *a, **k: True)
-    from ddls.images import load_cifar10
+    from ddls.data.images import load_cifar10
 
     x, y = load_cifar10("train", root=tmp_path / "cifar")
     assert x.shape == (20, 32, 32, 3) and y.tolist() == [1, 2, 3, 4] * 5

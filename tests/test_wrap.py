@@ -172,7 +172,7 @@ def test_chunks_take_their_own_slice_of_labels():
 def test_cycled_labels_reach_each_class_target(chunk_size):
     """Chains cycle through the 3 classes (chunks of 256 start mid-cycle); each class's chains end near
     their own target mean (CENTRE - SHIFT)[y] / 2 with variance 1/2, whatever the chunking."""
-    from ddls.energy import cycle_labels
+    from ddls.sampling.energy import cycle_labels
 
     y = cycle_labels(600, 3)
     assert y[:7].tolist() == [0, 1, 2, 0, 1, 2, 0]

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import Model, read_checkpoint
+from ..io.checkpoint import Model, read_checkpoint
 from ..errors import DDLSError
-from . import ddls_native, gan_collections, mimicry, studiogan
+from . import ddls_native
+from . import gan_collections
+from . import mimicry
+from . import studiogan
 from ._common import summary_keys
 
 FORMATS = (ddls_native, gan_collections, mimicry, studiogan)

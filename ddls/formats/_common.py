@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from torch import Tensor, nn
 
-from ..checkpoint import load_state
+from ..io.checkpoint import load_state
 from ..errors import DDLSError
 from ..models.spectral_norm import fold_spectral_norm
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import Model, is_ddls_payload, model_from_payload
+from ..io.checkpoint import Model, is_ddls_payload, model_from_payload
 
 NAME = "ddls"
 DESCRIPTION = "ddls (written by `ddls train` / `ddls calibrate`)"

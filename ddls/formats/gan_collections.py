@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import Model
+from ..io.checkpoint import Model
 from ..errors import DDLSError
 from ..models.cnn32 import BatchNormDiscriminator32, BatchNormGenerator32, CNNDiscriminator32, CNNGenerator32
 from ..models.resnet32 import ResNetDiscriminator32, ResNetGenerator32

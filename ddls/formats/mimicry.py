@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import Model
+from ..io.checkpoint import Model
 from ..models.resnet32 import ResNetDiscriminator32, ResNetGenerator32
 from ..models.spectral_norm import has_spectral_norm
 from ._common import PairSpec, fill, pair_networks, rename, shape

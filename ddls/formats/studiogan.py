@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import Model
+from ..io.checkpoint import Model
 from ..errors import DDLSError
 from ..models.resnet32 import ResNetDiscriminator32, ResNetGenerator32
 from ..models.spectral_norm import has_spectral_norm

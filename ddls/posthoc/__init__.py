@@ -18,18 +18,22 @@ import torch
 from torch import Tensor
 
 from ..errors import DDLSError
-from . import dgflow, dot, drs, mhgan
+from . import dgflow
+from . import dot
+from . import drs
+from . import mhgan
 from .target import LatentLogit, PosthocResult, make_target
 
 METHODS = ("ddls", "mala", "drs", "mhgan", "dot", "dgflow")
 GENERATOR = "generator"  # the generator alone, as a baseline row
+CALIBRATION_KEYS = ("calibration", "calibration_n", "finetune_steps")  # options of the calibration, not of a method
 
 
 def run(method: str, target: LatentLogit, n: int, config: Any, *, seed: int = 0,
         draw_real: Callable[[int, torch.Generator], Tensor] | None = None,
         progress: bool = False) -> PosthocResult:
     """Draw n samples with `method`; `config` is its settings (see `default_config`)."""
-    from ..driver import sample as langevin
+    from ..sampling.driver import sample as langevin
 
     if method in ("ddls", "mala", GENERATOR):
         run_config = replace(config, n=n, seed=seed, method="mala" if method == "mala" else "ula",
@@ -57,7 +61,7 @@ def default_config(method: str, *, chunk_size: int = 5000, steps: int = 500, eps
                    dot_optimizer: str = "sgd", dot_pairs: int = 100, dgflow_steps: int = 25,
                    dgflow_eta: float = 0.1, dgflow_gamma: float = 0.01, dgflow_f: str = "KL"):
     """The settings of `method` from the command line's flat options (the others are ignored)."""
-    from ..driver import RunConfig
+    from ..sampling.driver import RunConfig
 
     if method in ("ddls", "mala", GENERATOR):
         return RunConfig(n=1, steps=steps, eps=eps, noise_scale=noise_scale, chunk_size=chunk_size)

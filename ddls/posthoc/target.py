@@ -12,9 +12,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..energy import LatentEnergy
+from ..sampling.energy import LatentEnergy
 from ..errors import DDLSError
-from .calibration import RAW, Calibration
+from ..calibration.maps import RAW, Calibration
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,8 @@ def make_target(energy: LatentEnergy, calibration: str, draw_real: DrawReal | No
     Returns it with a record of the fit: {'calibration': ..., 'evaluations': passes through D spent}.
     """
     from .._torch import derived_seed, frozen, make_generator
-    from ..calibrate import calibrate
-    from .calibration import fit
+    from ..calibration.finetune import calibrate
+    from ..calibration.maps import fit
 
     if calibration == "raw":
         return LatentLogit(energy), {"calibration": RAW.to_dict(), "evaluations": 0}

@@ -1,0 +1,36 @@
+"""The `ddls` command line: one module per group of commands, each a thin layer over the library."""
+from __future__ import annotations
+
+import click
+
+from ..errors import DDLSError
+from . import metrics, models, posthoc, sample, sweep, train
+
+
+class _Group(click.Group):
+    """User errors from the library become one line and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DDLSError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "DDLS"})
+@click.version_option(package_name="ddls")
+def cli():
+    """Discriminator Driven Latent Sampling: better samples from a trained GAN."""
+
+
+for command in (train.train, sample.sample, sweep.sweep, models.calibrate, models.inspect, models.export,
+                metrics.eval_cmd, metrics.stats, metrics.inception, metrics.classifier_cmd, posthoc.compare):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="ddls")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""`ddls train`: parse the options, run `ddls.training.run.run_training`, print what it did."""
+from __future__ import annotations
+
+import click
+
+from .common import POSITIVE, echo_err
+
+
+def _loss_names() -> list[str]:
+    from ..training.losses import LOSSES
+
+    return list(LOSSES)
+
+
+@click.command()
+@click.option("--data", required=True,
+              help="gmm25, ring8, swissroll (2-D), fashion-mnist, cifar10, or folder:PATH (a folder of images).")
+@click.option("--loss", default="ns", show_default=True, help="GAN family: " + ", ".join(_loss_names()) + ".")
+@click.option("--arch", type=click.Choice(["mlp", "dcgan", "resnet"]), default=None,
+              help="Networks. Default: mlp for 2-D data, dcgan for images.")
+@click.option("--steps", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Generator steps.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=None, help="Default: 256 (2-D), 64 (images).")
+@click.option("--z-dim", type=click.IntRange(min=1), default=None, help="Default: 2 (2-D), 64 (images).")
+@click.option("--hidden", type=click.IntRange(min=1), default=256, show_default=True, help="mlp width.")
+@click.option("--depth", type=click.IntRange(min=1), default=3, show_default=True, help="mlp depth.")
+@click.option("--width", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Base channel count of the image networks.")
+@click.option("--image-size", type=click.IntRange(min=4), default=None,
+              help="Pad images to this side (28 -> 32 for the ResNet).")
+@click.option("--lr", type=POSITIVE, default=None, help="Learning rate of G (and D). Default: 1e-4 (2-D), 2e-4 (images).")
+@click.option("--lr-d", type=POSITIVE, default=None, help="Learning rate of D. Default: --lr.")
+@click.option("--n-critic", type=click.IntRange(min=1), default=None, help="Default: the loss's own (5 for wgan, wgan-gp).")
+@click.option("--gp-weight", type=click.FloatRange(min=0), default=None, help="Default: the loss's own (10 for wgan-gp).")
+@click.option("--clip", type=click.FloatRange(min=0), default=None, help="Weight clipping of wgan. Default: 0.01.")
+@click.option("--margin", type=POSITIVE, default=0.5, show_default=True, help="EBGAN margin m.")
+@click.option("--pt-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="EBGAN pulling-away term weight (0.1 in its paper).")
+@click.option("--gamma", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="BEGAN diversity ratio.")
+@click.option("--lambda-k", type=click.FloatRange(min=0), default=0.001, show_default=True, help="BEGAN k_t rate.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--out", type=click.Path(), required=True,
+              help="A .pt checkpoint, or a folder for model.pt, config.json, history.csv, losses.png and grids.")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Save progress (weights, optimisers, RNG) to <checkpoint>.resume.pt every k steps (0: never).")
+@click.option("--sample-every", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Write a grid of samples every k steps into <out>/samples (images; 0: only at the end).")
+@click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <checkpoint>.resume.pt.")
+def train(data, loss, arch, steps, seed, batch_size, z_dim, hidden, depth, width, image_size, lr, lr_d, n_critic,
+          gp_weight, clip, margin, pt_weight, gamma, lambda_k, device, out, checkpoint_every, sample_every, resume):
+    """Train a GAN of any family and write a DDLS-ready checkpoint."""
+    from .._torch import resolve_device
+    from ..data.images import is_image_data
+    from ..training.run import run_training
+    from ..training.trainer import TrainConfig
+
+    image = is_image_data(data)
+    lr = lr if lr is not None else (2e-4 if image else 1e-4)
+    config = TrainConfig(
+        data=data, loss=loss, steps=steps, batch_size=batch_size or (64 if image else 256),
+        z_dim=z_dim or (64 if image else 2), arch=arch or ("dcgan" if image else "mlp"), hidden=hidden, depth=depth,
+        width=width, image_size=image_size, lr_g=lr, lr_d=lr_d or lr, n_critic=n_critic, gp_weight=gp_weight,
+        clip=clip, margin=margin, pt_weight=pt_weight, gamma=gamma, lambda_k=lambda_k, seed=seed)
+    trained, summary = run_training(config, out, device=resolve_device(device), resume=resume,
+                                    checkpoint_every=checkpoint_every, sample_every=sample_every, echo=echo_err)
+    msg = f"wrote {out} after {steps} steps in {summary['train_seconds']:.0f}s"
+    metrics = summary.get("generator_metrics")
+    if metrics:
+        msg += "; generator alone on 5000 samples: " + ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    echo_err(msg)
+

@@ -1,0 +1,150 @@
+"""Reading and writing checkpoints. Only `torch.load(..., weights_only=True)`: no code runs on load."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..sampling.energy import Label, LatentEnergy, as_label
+from ..errors import DDLSError
+from ..models import build
+from .outputs import write_bytes
+
+FORMAT = "ddls"
+FORMAT_VERSION = 1
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load with weights_only=True, every failure turned into one line."""
+    path = Path(path)
+    if not path.exists():
+        raise DDLSError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise DDLSError(f"checkpoint {path} is a folder; give the .pt file inside it")
+    if path.suffix == ".safetensors":
+        from .safetensors_io import read_safetensors
+
+        return read_safetensors(path, map_location)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        if found:
+            raise DDLSError(
+                f"{path} was refused: it asks to import {found.group(1)}, and ddls loads only tensors and "
+                f"plain data (torch.load weights_only=True); re-save the weights as a plain state dict"
+            ) from None
+        raise DDLSError(f"{path} is not a readable PyTorch checkpoint (unpickling failed); is the file "
+                        f"complete?") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as exc:
+        raise DDLSError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}); "
+                        f"is the file complete?") from exc
+
+
+@dataclass
+class Model:
+    """A generator/discriminator pair with what ddls needs to sample it."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    latent_shape: tuple[int, ...]
+    energy_kind: str
+    data: str | None = None
+    meta: dict[str, Any] | None = None
+    label: Any = None  # class of a conditional model: an int for every chain, or one per chain
+    select: Any = None  # picks the score from D's output; see energy.make_selector
+    num_classes: int = 0  # > 0: a conditional model, which needs a label
+
+    def __post_init__(self):
+        # a loaded model samples: batch norm uses its running statistics, whoever calls the energy
+        self.generator.eval()
+        self.discriminator.eval()
+
+    def energy(self, *, temperature: float = 1.0, sigma: float = 0.0, kind: str | None = None,
+               label: Label = None) -> LatentEnergy:
+        """label: a class for every chain, or one class per chain (see LatentEnergy)."""
+        label = as_label(self.label if label is None else label)
+        if self.num_classes and label is None:
+            raise DDLSError(f"this is a conditional model with {self.num_classes} classes; "
+                            f"give a class label (--label 0..{self.num_classes - 1}, or --label each)")
+        if self.num_classes:
+            low, high = (label, label) if isinstance(label, int) else (int(label.min()), int(label.max()))
+            if low < 0 or high >= self.num_classes:
+                raise DDLSError(f"label {low if low < 0 else high} is out of range for {self.num_classes} "
+                                f"classes (0..{self.num_classes - 1})")
+        return LatentEnergy(self.generator, self.discriminator, self.latent_shape,
+                            kind=kind or self.energy_kind, temperature=temperature, sigma=sigma,
+                            label=label, select=self.select)
+
+    def to(self, device: torch.device | str) -> "Model":
+        self.generator.to(device)
+        self.discriminator.to(device)
+        return self
+
+
+def save_ddls(path: str | os.PathLike, *, g: nn.Module, d: nn.Module, g_spec: dict, d_spec: dict,
+              latent_shape: tuple[int, ...], energy_kind: str, config_json: str, step: int,
+              data: str | None = None, optim_g: dict | None = None, optim_d: dict | None = None,
+              extra: dict[str, Any] | None = None) -> Path:
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": json.dumps({"generator": g_spec, "discriminator": d_spec, "latent_shape": list(latent_shape),
+                             "energy": energy_kind, "data": data}),
+        "config": config_json,
+        "step": int(step),
+        "generator": g.state_dict(),
+        "discriminator": d.state_dict(),
+        "optim_g": optim_g or {},
+        "optim_d": optim_d or {},
+        "extra": json.dumps(extra or {}),
+    }
+    return write_bytes(path, lambda fh: torch.save(payload, fh))
+
+
+def load_state(module: nn.Module, state: dict, what: str, path: Path) -> None:
+    """load_state_dict (strict) whose failure is one line naming the file and the first mismatch."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise DDLSError(f"{path}: {what} weights do not fit its architecture: {lines[-1][:200]}") from exc
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> Model:
+    """Load a checkpoint written by `ddls train`."""
+    path = Path(path)
+    return model_from_payload(read_checkpoint(path), path).to(device)
+
+
+def is_ddls_payload(ckpt: Any) -> bool:
+    return isinstance(ckpt, dict) and ckpt.get("format") == FORMAT
+
+
+def model_from_payload(ckpt: Any, path: Path) -> Model:
+    """The Model in an already-read `ddls train` checkpoint, on the CPU."""
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        keys = sorted(map(str, ckpt))[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise DDLSError(f"{path} is not a ddls checkpoint (found {keys}); supported: checkpoints "
+                        f"written by `ddls train`")
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        raise DDLSError(f"{path} has ddls format version {ckpt.get('format_version')}, this ddls reads "
+                        f"{FORMAT_VERSION}; upgrade ddls")
+    try:
+        model = json.loads(ckpt["model"])
+        g, d = build(model["generator"]), build(model["discriminator"])
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise DDLSError(f"{path}: ddls checkpoint is missing its model description ({exc})") from exc
+    load_state(g, ckpt["generator"], "generator", path)
+    load_state(d, ckpt["discriminator"], "discriminator", path)
+    meta = {"config": json.loads(ckpt.get("config") or "{}"), "step": ckpt.get("step"), "model": model,
+            "extra": json.loads(ckpt.get("extra") or "{}"), "format": FORMAT}
+    return Model(g, d, tuple(model["latent_shape"]), model["energy"], model.get("data"), meta)

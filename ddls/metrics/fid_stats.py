@@ -1,0 +1,111 @@
+"""Reference statistics files (.npz with mu, sigma: the layout pytorch-gan-metrics reads) and FID against them."""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import DDLSError
+from .features import FeatureExtractor
+from .fid import GaussianStats, fid, gaussian_stats
+from ..io.outputs import write_npz
+
+IMAGE_DATA = {"fashion-mnist": "fashion-mnist", "fashion_mnist": "fashion-mnist", "fmnist": "fashion-mnist"}
+
+
+def dataset_images(name: str, split: str = "train") -> torch.Tensor:
+    """Images of a known image data set as float (N, C, H, W) in [-1, 1]."""
+    canonical = IMAGE_DATA.get(str(name).lower())
+    if canonical is None:
+        raise DDLSError(f"no reference images for data {name!r}; known: fashion-mnist (or pass --stats FILE "
+                        f"made by `ddls stats`)")
+    from ..data.images import get_image_data, to_float
+
+    return to_float(get_image_data(canonical, split=split).images)
+
+
+def stats_meta(extractor: FeatureExtractor, **extra) -> dict:
+    return {"features": extractor.name, "dim": extractor.dim, **extractor.info, **extra}
+
+
+def write_stats(path: str | os.PathLike, stats: GaussianStats, meta: dict) -> Path:
+    return write_npz(path, {"mu": stats.mu, "sigma": stats.sigma}, {**meta, "n": stats.n})
+
+
+def how_to_make(features: str = "domain", data: str = "fashion-mnist") -> str:
+    return f"`ddls stats --data {data} --features {features} --out FILE`"
+
+
+def read_stats(path: str | os.PathLike) -> tuple[GaussianStats, dict]:
+    """(stats, meta) from a file written by `ddls stats` (or by pytorch-gan-metrics: mu, sigma only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DDLSError(f"reference statistics {path} not found; make them with {how_to_make()} "
+                        f"(or --features inception)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "mu" not in npz.files or "sigma" not in npz.files:
+                raise DDLSError(f"{path} has no 'mu' and 'sigma'; make reference statistics with {how_to_make()}")
+            mu, sigma = npz["mu"].astype(np.float64), npz["sigma"].astype(np.float64)
+            meta = json.loads(str(npz["meta"])) if "meta" in npz.files else {}
+    except DDLSError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
+        raise DDLSError(f"{path} is not a readable statistics .npz ({type(exc).__name__}); make it again "
+                        f"with {how_to_make()}") from exc
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise DDLSError(f"{path}: mu {mu.shape} and sigma {sigma.shape} do not describe one Gaussian")
+    if "features" not in meta:  # a file from pytorch-gan-metrics: 2048-d means Inception pool features
+        meta["features"] = "inception" if mu.shape[0] == 2048 else "unknown"
+    return GaussianStats(mu, sigma, int(meta.get("n", 0))), meta
+
+
+def check_same_space(meta: dict, extractor: FeatureExtractor, path: str | os.PathLike) -> None:
+    """FID is only meaningful between statistics of one feature network."""
+    if meta.get("features") != extractor.name or int(meta.get("dim", extractor.dim)) != extractor.dim:
+        raise DDLSError(f"{path} holds {meta.get('features')} statistics ({meta.get('dim')}-d), but the samples "
+                        f"are scored with {extractor.name} features; pass --features {meta.get('features')} "
+                        f"or make matching statistics with {how_to_make(extractor.name)}")
+    sha = meta.get("classifier_sha256")
+    if sha and extractor.info.get("classifier_sha256") and sha != extractor.info["classifier_sha256"]:
+        raise DDLSError(f"{path} was made with another classifier ({meta.get('classifier')}); make the "
+                        f"statistics again with {how_to_make()} or pass the --classifier that made them")
+
+
+def image_stats(images: torch.Tensor | np.ndarray, extractor: FeatureExtractor, *,
+                progress: bool = False) -> GaussianStats:
+    return gaussian_stats(extractor(images, progress=progress))
+
+
+def fid_to(images: torch.Tensor | np.ndarray, reference: GaussianStats, extractor: FeatureExtractor, *,
+           progress: bool = False) -> float:
+    """FID of `images` (in [-1, 1]) against reference statistics in the extractor's feature space."""
+    images = torch.as_tensor(images)
+    if not torch.isfinite(images).all():
+        bad = int((~torch.isfinite(images.flatten(1))).any(1).sum())
+        raise DDLSError(f"{bad} of {len(images)} images are NaN or inf; sample again with a smaller --eps")
+    return fid(image_stats(images, extractor, progress=progress), reference)
+
+
+def reference_stats(extractor: FeatureExtractor, *, stats: str | os.PathLike | None = None, data: str | None = None,
+                    n: int | None = None, note: Callable[[str], None] | None = None,
+                    progress: bool = False) -> tuple[GaussianStats, dict]:
+    """(reference, meta): read from `stats` (checked to be in the extractor's space), or, without it,
+    computed from the first `n` training images of `data` (which takes a while)."""
+    if stats is not None:
+        ref, meta = read_stats(stats)
+        check_same_space(meta, extractor, stats)
+        return ref, {"stats": str(stats), **meta}
+    if data is None:
+        raise DDLSError(f"no reference for FID: pass --stats FILE (make it with {how_to_make(extractor.name)}) "
+                        f"or --data fashion-mnist")
+    images = dataset_images(data)[:n]
+    if note is not None:
+        note(f"computing {extractor.name} statistics of {data} ({len(images)} images); to reuse them, save them "
+             f"once with `ddls stats --data {data} --features {extractor.name} --out FILE` and pass --stats FILE")
+    return image_stats(images, extractor, progress=progress), {"data": data, "split": "train", "n": len(images)}

@@ -1,0 +1,124 @@
+"""Fast-path switches for the chains: torch.compile, reduced-precision networks, CUDA graphs, channels_last.
+
+Each switch is off by default: on the CPU none of them made a step faster (see
+docs/benchmarks.md), and the GPU ones wait for a measured GPU run before they become
+defaults. Whatever is switched on, the latent, its gradient and the Langevin update stay
+in float32 and the noise comes from the chain's own generator, so a fast run follows the
+same chains as the plain one up to the rounding its switches bring (tests/test_fastpath.py
+states the tolerance for each).
+
+- compile: `torch.compile` of the energy; autograd then runs through the compiled graph.
+- autocast: 'bf16' or 'fp16' networks under `torch.autocast` (fp16 on CUDA only); the
+  energy is returned in float32.
+- cuda_graphs: the energy-and-gradient evaluation (the networks' forward and backward,
+  nearly all of a step's kernels) is captured once per batch shape and replayed; the
+  noise draw and the update stay outside the graph, on the chain's generator.
+- channels_last: the networks run on copies of their weights in channels_last layout.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+
+from .energy import LatentEnergy
+from ..errors import DDLSError
+from .samplers import autograd_energy_and_grad
+
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+GRAPH_WARMUP = 3  # eager evaluations on a side stream before capture, as CUDA graphs require
+
+
+@dataclass(frozen=True)
+class FastPath:
+    compile: bool = False
+    autocast: str | None = None  # None, 'bf16' or 'fp16'
+    cuda_graphs: bool = False
+    channels_last: bool = False
+
+    def __post_init__(self):
+        if self.autocast not in (None, *AUTOCAST):
+            raise DDLSError(f"autocast must be one of {', '.join(AUTOCAST)} (or off), got {self.autocast!r}")
+        if self.compile and self.cuda_graphs:
+            raise DDLSError("use either compile or CUDA graphs, not both (torch.compile makes its own graphs)")
+
+    @property
+    def any(self) -> bool:
+        return self.compile or self.autocast is not None or self.cuda_graphs or self.channels_last
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_device(fast: FastPath, device: torch.device) -> None:
+    if device.type != "cuda" and fast.cuda_graphs:
+        raise DDLSError("CUDA graphs need a CUDA device; drop --cuda-graphs or use --device cuda")
+    if device.type != "cuda" and fast.autocast == "fp16":
+        raise DDLSError("fp16 autocast needs a CUDA device; use --autocast bf16 on the CPU")
+
+
+def _channels_last(energy: LatentEnergy) -> LatentEnergy:
+    """A shallow copy of `energy` whose networks are channels_last copies (the caller's stay as they are)."""
+    out = copy.copy(energy)
+    out.generator = copy.deepcopy(energy.generator).to(memory_format=torch.channels_last)
+    out.discriminator = copy.deepcopy(energy.discriminator).to(memory_format=torch.channels_last)
+    return out
+
+
+class FastEnergy:
+    """`energy` with the switches of `fast`: callable (B, D) -> (B,), plus `value_and_grad`."""
+
+    def __init__(self, energy: LatentEnergy, fast: FastPath):
+        check_device(fast, energy.device)
+        self.fast = fast
+        self.energy = _channels_last(energy) if fast.channels_last else energy
+        self.device = energy.device
+        self._call = torch.compile(self._evaluate) if fast.compile else self._evaluate
+        self._graphs: dict[tuple[int, ...], _Graphed] = {}
+
+    def _evaluate(self, position: Tensor) -> Tensor:
+        if self.fast.autocast is None:
+            return self.energy(position)
+        with torch.autocast(self.device.type, dtype=AUTOCAST[self.fast.autocast]):
+            e = self.energy(position)
+        return e.float()
+
+    def __call__(self, position: Tensor) -> Tensor:
+        return self._call(position)
+
+    def value_and_grad(self, position: Tensor) -> tuple[Tensor, Tensor]:
+        if not self.fast.cuda_graphs:
+            return autograd_energy_and_grad(self._call, position)
+        graphed = self._graphs.get(tuple(position.shape))
+        if graphed is None:
+            graphed = self._graphs[tuple(position.shape)] = _Graphed(self._call, position)
+        return graphed(position)
+
+
+class _Graphed:
+    """E and grad E of `fn` at one batch shape, captured as a CUDA graph; inputs are copied in."""
+
+    def __init__(self, fn, example: Tensor):
+        self.static_in = example.detach().clone()
+        side = torch.cuda.Stream(device=example.device)
+        side.wait_stream(torch.cuda.current_stream(example.device))
+        with torch.cuda.stream(side):
+            for _ in range(GRAPH_WARMUP):
+                autograd_energy_and_grad(fn, self.static_in)
+        torch.cuda.current_stream(example.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.static_e, self.static_g = autograd_energy_and_grad(fn, self.static_in)
+
+    def __call__(self, position: Tensor) -> tuple[Tensor, Tensor]:
+        self.static_in.copy_(position)
+        self.graph.replay()
+        # The graph's outputs are overwritten by the next replay; a state keeps its own copy.
+        return self.static_e.clone(), self.static_g.clone()
+
+
+def prepare(energy: LatentEnergy, fast: FastPath) -> LatentEnergy | FastEnergy:
+    """The energy the chains run on: `energy` itself when no switch is on."""
+    return FastEnergy(energy, fast) if fast.any else energy

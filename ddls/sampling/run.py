@@ -1,0 +1,163 @@
+"""A whole sampling run, as `ddls sample` and `ddls.sample_to_file` start it: load the model, run
+the chains in chunks (resumable, sharded under torchrun), stream them into the .npz, and record
+in its meta everything that made it. The post-hoc methods run through `ddls.posthoc.run_to_file`."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .._torch import resolve_device
+from ..errors import DDLSError
+from .driver import RunConfig, run_chunks
+from .fastpath import FastPath
+
+EACH = "each"  # label 'each': chain i gets class i mod num_classes
+
+
+def load_energy(ckpt: str, device: str = "auto", temperature: float = 1.0, sigma: float = 0.0,
+                energy_kind: str | None = None, disc: str | None = None, label: int | str | None = None,
+                n: int = 0):
+    """(model, its latent energy) from any checkpoint format; label EACH cycles n chains through the classes."""
+    from ..formats import load_any
+    from .energy import cycle_labels
+
+    model = load_any(ckpt, disc, label=None if label == EACH else label, device=resolve_device(device))
+    chains = None
+    if label == EACH:
+        if not model.num_classes:
+            raise DDLSError(f"{ckpt} is an unconditional model; drop the label")
+        chains = cycle_labels(n, model.num_classes)
+    return model, model.energy(temperature=temperature, sigma=sigma, kind=energy_kind, label=chains)
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    """One Langevin sampling run into a file: what to load, how to run, where to write."""
+
+    ckpt: str
+    out: str
+    run: RunConfig
+    disc: str | None = None
+    label: int | str | None = None
+    temperature: float = 1.0
+    sigma: float = 0.0
+    energy_kind: str | None = None
+    device: str = "auto"
+    on_nan: str = "stop"
+    checkpoint_every: int = 50
+    resume: bool = False
+    distributed: bool = False
+    fast: FastPath = field(default_factory=FastPath)
+
+
+@dataclass
+class SampleSummary:
+    out: str
+    n: int
+    steps: int
+    seconds: float
+    processes: int = 1
+    acceptance: float | None = None
+    restarts: list = field(default_factory=list)
+    written: bool = True  # False on the non-writing ranks of a distributed run
+
+
+def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None) -> SampleSummary:
+    """Run `job` to the end (or from its resume file), write `job.out`, and say what was done."""
+    from ..io.resume import file_digest, load_sample_progress, progress_to_resume, resume_path, save_sample_progress
+    from . import distributed as dist
+    from .stream import SampleWriter, sample_layout, stream_chunks
+
+    config = job.run
+    group = dist.setup(job.device, required=job.distributed)
+    if group is not None and job.resume:
+        raise DDLSError("resuming is not supported in distributed runs; rerun without it")
+    model, energy = load_energy(job.ckpt, str(group.device) if group else job.device, job.temperature, job.sigma,
+                                job.energy_kind, job.disc, job.label, config.n)
+    state_file = resume_path(job.out)
+    identity = {"ckpt_sha256": file_digest(job.ckpt), "disc_sha256": file_digest(job.disc) if job.disc else None,
+                "label": job.label, "energy": energy.kind, "temperature": job.temperature,
+                "sigma": job.sigma, "device": str(energy.device), "run": config.to_dict()}
+    progress = None
+    if group is None:
+        progress = progress_to_resume(state_file, job.resume,
+                                      lambda f: load_sample_progress(f, identity, energy.device))
+    if progress is not None:
+        echo(f"resuming from {state_file}: chunk {progress.chunk + 1}, step "
+             f"{progress.chain.step if progress.chain is not None else 0}")
+
+    def save(p):
+        save_sample_progress(state_file, identity, p)
+
+    writes = group is None or group.is_writer
+    t0 = time.perf_counter()
+    chunks = run_chunks(energy, config, progress=writes, on_nan=job.on_nan, resume=progress,
+                        chunks=dist.rank_chunks(config, group) if group else None, fast=job.fast,
+                        save=save if job.checkpoint_every and config.steps and group is None else None,
+                        save_every=job.checkpoint_every)
+    if group is not None:
+        chunks = dist.gather_chunks(chunks, group, config, energy.dim, energy.sample_shape)
+    if not writes:
+        for _ in chunks:
+            pass
+        dist.shutdown(group)
+        return SampleSummary(job.out, config.n, config.steps, time.perf_counter() - t0, group.world, written=False)
+    writer = SampleWriter(job.out, sample_layout(config.n, energy.dim, energy.sample_shape, method=config.method,
+                                                 steps=config.steps, record_every=config.record_every),
+                          resume=progress is not None)
+    seen = stream_chunks(writer, chunks, keep_spool=state_file.exists)
+    restarts = (progress.restarts if progress is not None else []) + seen.restarts
+    wall = time.perf_counter() - t0
+    meta = {"ckpt": str(job.ckpt), "disc": job.disc, "label": job.label,
+            "format": (model.meta or {}).get("format"), "data": model.data, "energy": energy.kind,
+            "temperature": job.temperature, "sigma": job.sigma, "run": config.to_dict(), "on_nan": job.on_nan,
+            "resumed": progress is not None, "restarts": [list(r) for r in restarts], "seconds": round(wall, 3),
+            "processes": group.world if group else 1, **({"fast": job.fast.to_dict()} if job.fast.any else {})}
+    extra = ({"record_steps": np.arange(0, config.steps + 1, config.record_every)}
+             if config.steps and config.record_every else {})
+    labels = energy.chain_labels(config.n)
+    if labels is not None:
+        extra["y"] = labels.numpy()
+    writer.finish(meta, extra)
+    state_file.unlink(missing_ok=True)
+    dist.shutdown(group)
+    acceptance = seen.accept_sum / config.n if config.method == "mala" and config.steps else None
+    return SampleSummary(job.out, config.n, config.steps, wall, group.world if group else 1, acceptance, restarts)
+
+
+def describe_restarts(restarts: list) -> str:
+    shown = ", ".join(f"chain {c} at step {s} (eps now {e:g})" for c, s, e in restarts[:5])
+    more = f" and {len(restarts) - 5} more" if len(restarts) > 5 else ""
+    return f"restarted {len(restarts)} diverging chain(s): {shown}{more}; listed in meta['restarts']"
+
+
+def run_posthoc_sampling(model, energy, method: str, out: str, *, n: int, seed: int, chunk_size: int, steps: int,
+                         eps: float, noise_scale: float, posthoc: dict, meta: dict,
+                         echo: Callable[[str], None] = lambda s: None) -> SampleSummary:
+    """`method` (drs, mhgan, dot, dgflow, or ddls/mala through a calibrated logit) into `out` as .npz.
+
+    `posthoc` holds the flat options of every method and the calibration (`calibration`,
+    `calibration_n`, `finetune_steps`)."""
+    from ..data.real import real_source
+    from ..io.outputs import write_npz
+    from ..posthoc import CALIBRATION_KEYS, default_config, make_target, run
+
+    draw_real = real_source(model, energy.sample_shape)
+    settings = {k: v for k, v in posthoc.items() if k not in CALIBRATION_KEYS}
+    config = default_config(method, chunk_size=chunk_size, steps=steps, eps=eps, noise_scale=noise_scale, **settings)
+    t0 = time.perf_counter()
+    target, record = make_target(energy, posthoc["calibration"], draw_real, n=posthoc["calibration_n"], seed=seed,
+                                 finetune_steps=posthoc["finetune_steps"])
+    result = run(method, target, n, config, seed=seed, draw_real=draw_real, progress=True)
+    wall = time.perf_counter() - t0
+    meta.update(method=method, data=model.data, energy=energy.kind, format=(model.meta or {}).get("format"),
+                settings=config.to_dict(), n=n, seed=seed, calibration=record, info=result.info,
+                evaluations=result.evaluations, seconds=round(wall, 3))
+    write_npz(out, result.arrays(), meta)
+    extra = f", acceptance {result.info['acceptance']:.3f}" if "acceptance" in result.info else ""
+    echo(f"wrote {out}: {n} samples by {method} in {wall:.1f}s, "
+         f"{result.evaluations / n:.4g} network evaluations per sample{extra}")
+    return SampleSummary(out, n, steps, wall, acceptance=result.info.get("acceptance"))

@@ -1,0 +1,298 @@
+"""One trainer for every loss family: n_critic discriminator steps, then one generator step."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .._torch import derived_seed, make_generator
+from ..errors import DDLSError
+from .losses import LossFamily, began_convergence, get_loss, gradient_penalty, pulling_away
+from ..models import build
+
+
+MAX_LR = 1e3
+
+
+ARCHS = ("mlp", "dcgan", "resnet")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; stored in every checkpoint it writes."""
+
+    data: str
+    loss: str = "ns"
+    steps: int = 10000
+    batch_size: int = 256
+    z_dim: int = 2
+    arch: str = "mlp"  # mlp for vectors; dcgan or resnet for images
+    hidden: int = 256  # mlp width
+    depth: int = 3  # mlp depth
+    width: int = 32  # base channel count of the image networks
+    image_size: int | None = None  # pad images to this side (28 -> 32 for the ResNet); None: as stored
+    code_dim: int = 64  # auto-encoder discriminator's code size (EBGAN, BEGAN)
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.9
+    n_critic: int | None = None  # None: the family's default
+    gp_weight: float | None = None  # None: the family's default
+    clip: float | None = None  # weight clipping (wgan); None: the family's default
+    margin: float = 0.5  # EBGAN margin m, in units of the per-pixel squared reconstruction error
+    pt_weight: float = 0.0  # EBGAN pulling-away term weight (0.1 in its paper; 0: off)
+    gamma: float = 0.5  # BEGAN diversity ratio
+    lambda_k: float = 0.001  # BEGAN learning rate of k_t
+    seed: int = 0
+    log_every: int = 100
+
+    def __post_init__(self):
+        get_loss(self.loss)
+        if self.arch not in ARCHS:
+            raise DDLSError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.steps < 1:
+            raise DDLSError(f"steps must be >= 1, got {self.steps}")
+        if self.batch_size < 2:
+            raise DDLSError(f"batch size must be >= 2, got {self.batch_size}")
+        for name in ("lr_g", "lr_d"):
+            lr = getattr(self, name)
+            if not 0 < lr <= MAX_LR:  # Adam divides lr by its bias correction: huge values overflow
+                raise DDLSError(f"learning rate must be in (0, {MAX_LR:g}], got {lr}")
+        if not 0 <= self.gamma <= 1:
+            raise DDLSError(f"BEGAN gamma must be in [0, 1], got {self.gamma}")
+
+    @property
+    def family(self) -> LossFamily:
+        return get_loss(self.loss)
+
+    @property
+    def critic_steps(self) -> int:
+        return self.n_critic if self.n_critic is not None else self.family.n_critic
+
+    @property
+    def penalty(self) -> float:
+        return self.gp_weight if self.gp_weight is not None else self.family.gp_weight
+
+    @property
+    def clip_value(self) -> float:
+        return self.clip if self.clip is not None else self.family.clip
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    def model_specs(self, sample_shape: int | tuple[int, ...]) -> tuple[dict, dict]:
+        """Architecture specs for samples of this shape: (dim,) vectors or (C, H, W) images."""
+        shape = (sample_shape,) if isinstance(sample_shape, int) else tuple(sample_shape)
+        family = self.family
+        ae = family.discriminator == "autoencoder"
+        if len(shape) == 1:
+            if self.arch != "mlp":
+                raise DDLSError(f"{self.data} holds vectors; use the mlp architecture, not {self.arch}")
+            g = {"arch": "mlp_g", "z_dim": self.z_dim, "out_dim": shape[0], "hidden": self.hidden, "depth": self.depth}
+            if ae:
+                d = {"arch": "mlp_ae", "in_dim": shape[0], "hidden": self.hidden, "depth": self.depth,
+                     "code_dim": min(self.code_dim, 8), "reconstruction": family.reconstruction}
+            else:
+                d = {"arch": "mlp_d", "in_dim": shape[0], "hidden": self.hidden, "depth": self.depth}
+                if family.spectral_norm:
+                    d["spectral_norm"] = True
+            return g, d
+        if len(shape) != 3 or shape[1] != shape[2]:
+            raise DDLSError(f"images must be square (C, H, H), got {shape}")
+        channels, size = shape[0], shape[1]
+        if self.arch == "mlp":
+            raise DDLSError(f"{self.data} holds images; use --arch dcgan or resnet")
+        if self.arch == "dcgan":
+            g = {"arch": "dcgan_g", "z_dim": self.z_dim, "channels": channels, "size": size, "width": self.width}
+            d = {"arch": "dcgan_d", "channels": channels, "size": size, "width": self.width,
+                 "spectral_norm": family.spectral_norm}
+        else:
+            if size != 32:
+                raise DDLSError(f"the ResNet is for 32x32 images, these are {size}x{size}; add --image-size 32")
+            g = {"arch": "resnet32_g", "z_dim": self.z_dim, "channels": 2 * self.width, "image_channels": channels}
+            d = {"arch": "resnet32_d", "channels": self.width, "image_channels": channels,
+                 "spectral_norm": family.spectral_norm}
+        if ae:
+            d = {"arch": "ae_d", "channels": channels, "size": size, "width": self.width, "code_dim": self.code_dim,
+                 "reconstruction": family.reconstruction}
+        return g, d
+
+
+@dataclass
+class Trained:
+    config: TrainConfig
+    generator: nn.Module
+    discriminator: nn.Module
+    g_spec: dict
+    d_spec: dict
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    step: int
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class TrainProgress:
+    """A training run after `step` generator steps: enough to continue it exactly."""
+
+    step: int
+    generator: dict  # state dicts
+    discriminator: dict
+    opt_g: dict
+    opt_d: dict
+    history: dict[str, list[float]]
+    generator_state: Tensor  # the data/noise torch.Generator's get_state()
+    loss_state: dict[str, Tensor] = field(default_factory=dict)  # BEGAN's k_t
+
+
+@dataclass(frozen=True)
+class LossParams:
+    """What a family's loss functions read besides the discriminator outputs."""
+
+    margin: float
+    k: Tensor | float = 0.0
+
+
+def build_models(config: TrainConfig, sample_shape: int | tuple[int, ...]) -> tuple[nn.Module, nn.Module, dict, dict]:
+    """Networks initialised from the config's seed without touching the global RNG."""
+    g_spec, d_spec = config.model_specs(sample_shape)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derived_seed(config.seed, 1))
+        g, d = build(g_spec), build(d_spec)
+    return g, d, g_spec, d_spec
+
+
+def _optimizer(kind: str, params, lr: float, config: TrainConfig) -> torch.optim.Optimizer:
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
+
+
+def _history_keys(family: LossFamily) -> list[str]:
+    keys = ["step", "d_loss", "g_loss"]
+    if family.name == "began":
+        keys += ["k", "m_global"]
+    return keys
+
+
+def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tensor],
+          sample_shape: int | tuple[int, ...], *, device: torch.device | str = "cpu", progress: bool = False,
+          start: TrainProgress | None = None, save: Callable[[TrainProgress], None] | None = None,
+          save_every: int = 0, snapshot: Callable[[int, nn.Module], None] | None = None,
+          snapshot_every: int = 0) -> Trained:
+    """Train from scratch, or from `start`. `draw_real(n, generator)` returns a batch of real samples.
+
+    `save(progress)` is called every `save_every` steps; `start=progress` continues such a
+    run and ends, on the same device, with exactly the weights of an uninterrupted one.
+    `snapshot(step, generator)` (sample grids) is called every `snapshot_every` steps and
+    must not use the training's random stream.
+    """
+    device = torch.device(device)
+    family = config.family
+    g, d, g_spec, d_spec = build_models(config, sample_shape)
+    g, d = g.to(device), d.to(device)
+    opt_g = _optimizer(family.optimizer, g.parameters(), config.lr_g, config)
+    opt_d = _optimizer(family.optimizer, d.parameters(), config.lr_d, config)
+    gen = make_generator(derived_seed(config.seed, 2), device)
+    history: dict[str, list[float]] = {k: [] for k in _history_keys(family)}
+    k = torch.zeros((), device=device)  # BEGAN's equilibrium variable k_t
+    done = 0
+    if start is not None:
+        try:
+            g.load_state_dict(start.generator)
+            d.load_state_dict(start.discriminator)
+            opt_g.load_state_dict(start.opt_g)
+            opt_d.load_state_dict(start.opt_d)
+            gen.set_state(start.generator_state)
+            if "k" in start.loss_state:
+                k = start.loss_state["k"].to(device)
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise DDLSError(f"saved training progress does not fit this model ({type(exc).__name__})") from None
+        history = {key: list(v) for key, v in start.history.items()}
+        done = start.step
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.steps, initial=done, desc=f"train {config.loss}", unit="step", dynamic_ncols=True)
+    bs = config.batch_size
+    pulling = family.discriminator == "autoencoder" and config.pt_weight > 0
+    clip = config.clip_value
+
+    def noise() -> Tensor:
+        return torch.randn(bs, config.z_dim, generator=gen, device=device)
+
+    try:
+        for step in range(done + 1, config.steps + 1):
+            for _ in range(config.critic_steps):
+                real = draw_real(bs, gen).to(device)
+                with torch.no_grad():
+                    fake = g(noise())
+                real_out, fake_out = d(real), d(fake)
+                d_loss = family.d_loss(real_out, fake_out, LossParams(config.margin, k))
+                if config.penalty > 0:
+                    d_loss = d_loss + config.penalty * gradient_penalty(d, real, fake, gen)
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                if clip > 0:
+                    with torch.no_grad():
+                        for p in d.parameters():
+                            p.clamp_(-clip, clip)
+                if family.name == "began":
+                    real_l, fake_l = real_out.detach().mean(), fake_out.detach().mean()
+                    k = (k + config.lambda_k * (config.gamma * real_l - fake_l)).clamp(0, 1)
+            for p in d.parameters():
+                p.requires_grad_(False)
+            fake = g(noise())
+            if pulling:
+                out, code = d.forward_with_code(fake)
+                g_loss = family.g_loss(out, LossParams(config.margin, k)) + config.pt_weight * pulling_away(code)
+            else:
+                g_loss = family.g_loss(d(fake), LossParams(config.margin, k))
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            for p in d.parameters():
+                p.requires_grad_(True)
+            if step % config.log_every == 0 or step == config.steps:
+                dl, gl = d_loss.item(), g_loss.item()
+                if not (math.isfinite(dl) and math.isfinite(gl)):
+                    raise DDLSError(f"training diverged by step {step}: d_loss={dl}, g_loss={gl}; "
+                                    f"try a smaller --lr (got {config.lr_g:g})")
+                history["step"].append(step)
+                history["d_loss"].append(dl)
+                history["g_loss"].append(gl)
+                if family.name == "began":
+                    history["k"].append(float(k))
+                    history["m_global"].append(began_convergence(float(real_l), float(fake_l), config.gamma))
+                if bar is not None:
+                    bar.set_postfix(d_loss=f"{dl:.3f}", g_loss=f"{gl:.3f}")
+            if bar is not None:
+                bar.update()
+            if snapshot is not None and snapshot_every and (step % snapshot_every == 0 or step == config.steps):
+                snapshot(step, g)
+            if save is not None and save_every and step % save_every == 0 and step < config.steps:
+                save(TrainProgress(step, g.state_dict(), d.state_dict(), opt_g.state_dict(), opt_d.state_dict(),
+                                   history, gen.get_state(), {"k": k.detach().cpu()}))
+    finally:
+        if bar is not None:
+            bar.close()
+    return Trained(config, g, d, g_spec, d_spec, opt_g, opt_d, config.steps, history)
+
+
+def save_trained(path, trained: Trained, *, data: str | None, extra: dict | None = None):
+    """Write a ddls checkpoint that `ddls sample` reads without further flags."""
+    from ..io.checkpoint import save_ddls
+
+    return save_ddls(
+        path, g=trained.generator, d=trained.discriminator, g_spec=trained.g_spec, d_spec=trained.d_spec,
+        latent_shape=(trained.config.z_dim,), energy_kind=trained.config.family.energy_kind,
+        config_json=trained.config.to_json(), step=trained.step, data=data,
+        optim_g=trained.opt_g.state_dict(), optim_d=trained.opt_d.state_dict(),
+        extra={"history": trained.history, **(extra or {})},
+    )
