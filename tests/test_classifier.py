@@ -114,3 +114,22 @@ def test_domain_fid_tells_real_from_wrong_images():
     assert fid(ref, ref) == pytest.approx(0.0, abs=1e-6)
     assert real < 0.1 * worse, (real, worse)
     assert worse < worst, (worse, worst)
+
+
+def test_domain_features_crop_the_padding_of_padded_images():
+    """Images trained padded to 32x32 (the ResNet) are scored by their centred 28x28: same features."""
+    import numpy as np
+
+    from ddls.data.images import _pad_to
+    from ddls.metrics.features import make_features
+
+    extractor = make_features("domain")
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, size=(6, 1, 28, 28), dtype=np.uint8)
+    padded = _pad_to(small, 32)
+    to_float = lambda x: torch.from_numpy(x).float() / 127.5 - 1
+    np.testing.assert_allclose(extractor(to_float(padded)), extractor(to_float(small)), rtol=0, atol=1e-6)
+    shifted = np.roll(padded, 2, axis=3)  # not centred: other features
+    assert not np.allclose(extractor(to_float(shifted)), extractor(to_float(small)), atol=1e-3)
+    with pytest.raises(DDLSError, match="for 1x28x28 images, got 1x64x64"):
+        extractor.check_shape((1, 64, 64))

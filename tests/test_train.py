@@ -84,3 +84,17 @@ def test_unknown_loss_and_bad_steps():
         tiny("lsgan2")
     with pytest.raises(DDLSError, match="steps must be >= 1"):
         tiny("ns", steps=0)
+
+
+def test_resnet_takes_the_sngan_recipe_and_explicit_options_win():
+    from ddls.training.recipes import make_config
+
+    resnet = make_config("fashion-mnist", loss="sngan", arch="resnet", image_size=32)
+    assert (resnet.beta1, resnet.beta2, resnet.critic_steps) == (0.0, 0.9, 5)
+    assert (resnet.lr_g, resnet.lr_d, resnet.batch_size) == (2e-4, 2e-4, 64)
+    dcgan = make_config("fashion-mnist", loss="sngan")
+    assert (dcgan.arch, dcgan.beta1, dcgan.critic_steps) == ("dcgan", 0.5, 1)
+    mine = make_config("fashion-mnist", loss="sngan", arch="resnet", beta1=0.5, n_critic=2, lr=1e-4, lr_d=3e-4)
+    assert (mine.beta1, mine.critic_steps, mine.lr_g, mine.lr_d) == (0.5, 2, 1e-4, 3e-4)
+    toy = make_config("gmm25")
+    assert (toy.arch, toy.z_dim, toy.batch_size, toy.lr_g) == ("mlp", 2, 256, 1e-4)

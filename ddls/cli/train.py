@@ -31,7 +31,11 @@ def _loss_names() -> list[str]:
               help="Pad images to this side (28 -> 32 for the ResNet).")
 @click.option("--lr", type=POSITIVE, default=None, help="Learning rate of G (and D). Default: 1e-4 (2-D), 2e-4 (images).")
 @click.option("--lr-d", type=POSITIVE, default=None, help="Learning rate of D. Default: --lr.")
-@click.option("--n-critic", type=click.IntRange(min=1), default=None, help="Default: the loss's own (5 for wgan, wgan-gp).")
+@click.option("--n-critic", type=click.IntRange(min=1), default=None,
+              help="Default: the loss's own (5 for wgan, wgan-gp); 5 for the resnet.")
+@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Adam beta1. Default: 0.5; 0 for the resnet.")
+@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=None, help="Adam beta2. Default: 0.9.")
 @click.option("--gp-weight", type=click.FloatRange(min=0), default=None, help="Default: the loss's own (10 for wgan-gp).")
 @click.option("--clip", type=click.FloatRange(min=0), default=None, help="Weight clipping of wgan. Default: 0.01.")
 @click.option("--margin", type=POSITIVE, default=0.5, show_default=True, help="EBGAN margin m.")
@@ -48,20 +52,16 @@ def _loss_names() -> list[str]:
               help="Write a grid of samples every k steps into <out>/samples (images; 0: only at the end).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <checkpoint>.resume.pt.")
 def train(data, loss, arch, steps, seed, batch_size, z_dim, hidden, depth, width, image_size, lr, lr_d, n_critic,
-          gp_weight, clip, margin, pt_weight, gamma, lambda_k, device, out, checkpoint_every, sample_every, resume):
+          beta1, beta2, gp_weight, clip, margin, pt_weight, gamma, lambda_k, device, out, checkpoint_every, sample_every, resume):
     """Train a GAN of any family and write a DDLS-ready checkpoint."""
     from .._torch import resolve_device
-    from ..data.images import is_image_data
+    from ..training.recipes import make_config
     from ..training.run import run_training
-    from ..training.trainer import TrainConfig
 
-    image = is_image_data(data)
-    lr = lr if lr is not None else (2e-4 if image else 1e-4)
-    config = TrainConfig(
-        data=data, loss=loss, steps=steps, batch_size=batch_size or (64 if image else 256),
-        z_dim=z_dim or (64 if image else 2), arch=arch or ("dcgan" if image else "mlp"), hidden=hidden, depth=depth,
-        width=width, image_size=image_size, lr_g=lr, lr_d=lr_d or lr, n_critic=n_critic, gp_weight=gp_weight,
-        clip=clip, margin=margin, pt_weight=pt_weight, gamma=gamma, lambda_k=lambda_k, seed=seed)
+    config = make_config(data, loss=loss, steps=steps, batch_size=batch_size, z_dim=z_dim, arch=arch, hidden=hidden,
+                         depth=depth, width=width, image_size=image_size, lr=lr, lr_d=lr_d, n_critic=n_critic,
+                         beta1=beta1, beta2=beta2, gp_weight=gp_weight, clip=clip, margin=margin,
+                         pt_weight=pt_weight, gamma=gamma, lambda_k=lambda_k, seed=seed)
     trained, summary = run_training(config, out, device=resolve_device(device), resume=resume,
                                     checkpoint_every=checkpoint_every, sample_every=sample_every, echo=echo_err)
     msg = f"wrote {out} after {steps} steps in {summary['train_seconds']:.0f}s"

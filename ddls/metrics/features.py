@@ -40,14 +40,26 @@ class FeatureExtractor:
         """Refuse sample shapes (C, H, W) the network cannot take, in one line."""
         if len(shape) != 3:
             raise DDLSError(f"{self.name} features take images (N, C, H, W), got samples of shape {tuple(shape)}")
-        if self.image_shape is not None and tuple(shape) != self.image_shape:
+        if self.image_shape is not None and tuple(shape) != self.image_shape and self._crop(shape) is None:
             raise DDLSError(f"{self.name} features are for {'x'.join(map(str, self.image_shape))} images, got "
                             f"{'x'.join(map(str, shape))}; use --features inception")
+
+    def _crop(self, shape: tuple[int, ...]) -> tuple[int, int] | None:
+        """(top, left) that cuts a centred image_shape out of `shape`: the padding of images trained padded
+        (28 -> 32 for the ResNet) is taken back off; None when `shape` is no such padding."""
+        c, h, w = self.image_shape
+        if shape[0] != c or shape[1] < h or shape[2] < w or shape[1] - h > 8 or shape[2] - w > 8:
+            return None
+        return (shape[1] - h) // 2, (shape[2] - w) // 2
 
     @torch.no_grad()
     def __call__(self, images: Tensor | np.ndarray, *, progress: bool = False) -> np.ndarray:
         images = torch.as_tensor(images)
-        self.check_shape(tuple(images.shape[1:]))
+        shape = tuple(images.shape[1:])
+        self.check_shape(shape)
+        if self.image_shape is not None and shape != self.image_shape:
+            (top, left), (h, w) = self._crop(shape), self.image_shape[1:]
+            images = images[:, :, top:top + h, left:left + w]
         starts = range(0, len(images), self.batch_size)
         if progress:
             from tqdm.auto import tqdm
