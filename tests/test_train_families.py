@@ -210,6 +210,37 @@ def test_resume_with_another_family_or_config_is_refused(tmp_path):
     assert "config.lr_d=0.0002 (now 0.001)" in line
 
 
+def test_resume_may_extend_a_run_but_not_cut_it_short(tmp_path):
+    """The step count only says where a run ends: 6 steps resumed to 9 equal 9 uninterrupted steps."""
+    from dataclasses import replace
+
+    cfg6 = TrainConfig(data="toy", loss="ns", steps=6, batch_size=8, z_dim=8, arch="dcgan", width=4, log_every=1)
+    cfg9 = replace(cfg6, steps=9)
+    saved = tmp_path / "r.pt"
+
+    def save(p):
+        if p.step == 4:
+            save_train_progress(saved, {"config": json.loads(cfg6.to_json())}, p)
+
+    train(cfg6, noise_images, (1, 16, 16), save=save, save_every=1)
+    resumed = train(cfg9, noise_images, (1, 16, 16),
+                    start=load_train_progress(saved, {"config": json.loads(cfg9.to_json())}))
+    full = train(cfg9, noise_images, (1, 16, 16))
+    for a, b in ((full.generator, resumed.generator), (full.discriminator, resumed.discriminator)):
+        for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(va, vb), k
+
+    pngs = _png_folder(tmp_path / "imgs")
+    run = tmp_path / "run"
+    cfg = TrainConfig(data=f"folder:{pngs}", loss="ebgan", steps=4, batch_size=4, z_dim=8, arch="dcgan", width=4,
+                      lr_g=2e-4, lr_d=2e-4)
+    save_train_progress(run / "model.pt.resume.pt", {"config": json.loads(cfg.to_json()), "device": "cpu"},
+                        _progress_of(cfg, pngs))  # at step 2
+    line = last_line(invoke("train", "--data", f"folder:{pngs}", "--steps", 1, "--width", 4, "--z-dim", 8,
+                            "--batch-size", 4, "--loss", "ebgan", "--out", run, "--resume"))
+    assert "is at step 2, past the 1 steps asked for" in line
+
+
 def _progress_of(cfg, pngs):
     data = get_image_data(cfg.data)
     got = []

@@ -61,8 +61,9 @@ def _write(path: Path, kind: str, identity: dict, body: dict) -> None:
     write_bytes(path, lambda fh: torch.save(payload, fh))
 
 
-def _read(path: Path, kind: str, identity: dict) -> dict:
-    """The payload of a resume file, after checking it belongs to this very run."""
+def _read(path: Path, kind: str, identity: dict, free: tuple[str, ...] = ()) -> dict:
+    """The payload of a resume file, after checking it belongs to this very run; the flattened keys in
+    `free` may differ."""
     try:
         payload = read_checkpoint(path)
     except DDLSError as exc:
@@ -74,9 +75,10 @@ def _read(path: Path, kind: str, identity: dict) -> dict:
     except (KeyError, TypeError, json.JSONDecodeError):
         raise DDLSError(f"{path} does not say which run it belongs to; delete it to start over") from None
     now = json.loads(_identity_json(identity))
-    if saved != now:
-        a, b = _flatten(saved), _flatten(now)
-        diff = [f"{k}={a.get(k)!r} (now {b.get(k)!r})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    a, b = _flatten(saved), _flatten(now)
+    diff = [f"{k}={a.get(k)!r} (now {b.get(k)!r})" for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k) and k not in free]
+    if diff:
         raise DDLSError(f"{path} belongs to a different run: it was made with {', '.join(diff[:4])}; "
                         f"rerun with the same options, or delete it to start over")
     return payload
@@ -137,9 +139,13 @@ def save_train_progress(path: str | os.PathLike, identity: dict, progress: Train
         "loss_state": {k: _cpu(v) for k, v in progress.loss_state.items()}})
 
 
+# the number of steps may change on resume: it only says where the run ends (no schedule reads it)
+TRAIN_FREE = ("config.steps",)
+
+
 def load_train_progress(path: str | os.PathLike, identity: dict) -> TrainProgress:
     path = Path(path)
-    p = _read(path, TRAIN_FORMAT, identity)
+    p = _read(path, TRAIN_FORMAT, identity, TRAIN_FREE)
     try:
         return TrainProgress(int(p["step"]), p["generator"], p["discriminator"], p["opt_g"], p["opt_d"],
                              json.loads(p["history"]), p["generator_state"], dict(p.get("loss_state") or {}))

@@ -70,6 +70,9 @@ def run_training(config: TrainConfig, out: str | Path, *, device: torch.device, 
     identity = {"config": json.loads(config.to_json()), "device": str(device)}
     start = progress_to_resume(state_file, resume, lambda f: load_train_progress(f, identity))
     if start is not None:
+        if start.step > config.steps:
+            raise DDLSError(f"{state_file} is at step {start.step}, past the {config.steps} steps asked for; "
+                            f"ask for {start.step} or more")
         echo(f"resuming from {state_file} at step {start.step}")
     if outputs.folder is not None:
         outputs.folder.mkdir(parents=True, exist_ok=True)
