@@ -1,4 +1,6 @@
 """Bootstrap intervals for FID and EMD, and the rules that compare two scores."""
+import json
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,20 @@ def test_emd_of_unequal_sets_and_large_sets_use_a_subset():
     b = emd_bootstrap(x, r, resamples=4, seed=0)
     assert b.score.value == pytest.approx(emd(x, r)) and b.score.n == 1200
     assert b.scale == pytest.approx(np.sqrt(1000 / 1200))
+
+
+def test_sweep_and_compare_show_intervals_around_each_value(tmp_path):
+    from pathlib import Path
+
+    from conftest import invoke
+
+    ckpt = Path(__file__).resolve().parents[1] / "pretrained" / "gmm25_wgangp.pt"
+    r = invoke("sweep", "--ckpt", ckpt, "--eps", 1e-3, "--steps", 3, "--n", 60, "--bootstrap", 20,
+               "--out", tmp_path / "sw", "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert all(row["emd_lo"] < row["emd"] < row["emd_hi"] for row in rows)
+    r = invoke("compare", "--ckpt", ckpt, "--methods", "ddls", "--steps", 3, "--n", 60, "--bootstrap", 0,
+               "--out", tmp_path / "cmp", "--json")
+    assert r.exit_code == 0, r.output
+    assert all(row["emd_lo"] is None and row["emd"] > 0 for row in json.loads(r.stdout))  # 0: no interval
