@@ -66,7 +66,7 @@ def test_compare_writes_table_json_and_figure(ckpt, tmp_path):
     assert by["dot"]["evals_per_sample"] == pytest.approx(2 * 3 + 2 * 100 / 60, abs=0.01)
     assert all(np.isfinite(row["emd"]) and row["modes"] is not None for row in rows)
     assert (out / "compare.csv").read_text().splitlines()[0] == \
-        "method,emd,modes,hq,seconds,evals_per_sample,acceptance"
+        "method,emd,modes,hq,emd_lo,emd_hi,seconds,evals_per_sample,acceptance"
     assert (out / "compare.png").stat().st_size > 0
     assert json.loads((out / "compare.json").read_text())["rows"][2]["settings"]["pilot"] == 50
 

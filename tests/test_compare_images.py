@@ -117,8 +117,9 @@ def test_compare_on_images_scores_every_method_by_fid(image_ckpt, real_stats, tm
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout.strip().splitlines()[-1])
     assert [row["method"] for row in rows] == ["generator", "ddls", "drs", "mhgan", "dot", "dgflow"]
-    assert set(rows[0]) == {"method", "fid", "seconds", "evals_per_sample", "acceptance"}
+    assert set(rows[0]) == {"method", "fid", "fid_lo", "fid_hi", "seconds", "evals_per_sample", "acceptance"}
     assert all(np.isfinite(row["fid"]) and row["fid"] > 0 for row in rows)
+    assert all(row["fid_lo"] < row["fid"] < row["fid_hi"] for row in rows)
     by = {row["method"]: row for row in rows}
     assert by["generator"]["evals_per_sample"] == 1 and by["mhgan"]["evals_per_sample"] == 4 + 1
     assert by["ddls"]["evals_per_sample"] == 2 * 6 and by["dgflow"]["evals_per_sample"] == 2 * 3
@@ -130,7 +131,7 @@ def test_compare_on_images_scores_every_method_by_fid(image_ckpt, real_stats, tm
         x = npz["x"]
     expected = fid(gaussian_stats(make_features("domain")(x)), read_stats(real_stats)[0])
     assert by["generator"]["fid"] == pytest.approx(expected, rel=1e-9)
-    assert (out / "compare.csv").read_text().splitlines()[0] == "method,fid,seconds,evals_per_sample,acceptance"
+    assert (out / "compare.csv").read_text().splitlines()[0] == "method,fid,fid_lo,fid_hi,seconds,evals_per_sample,acceptance"
     record = json.loads((out / "compare.json").read_text())
     assert record["features"] == "domain" and record["reference"]["stats"] == str(real_stats)
     assert record["calibration"]["calibration"]["kind"] == "logistic"

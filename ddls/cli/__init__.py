@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..errors import DDLSError
-from . import metrics, models, posthoc, sample, sweep, train
+from . import metrics, models, posthoc, sample, sweep, train, tune
 
 
 class _Group(click.Group):
@@ -24,7 +24,7 @@ def cli():
 
 
 for command in (train.train, sample.sample, sweep.sweep, models.calibrate, models.inspect, models.export,
-                metrics.eval_cmd, metrics.stats, metrics.inception, metrics.classifier_cmd, posthoc.compare):
+                metrics.eval_cmd, metrics.stats, metrics.inception, metrics.classifier_cmd, posthoc.compare, tune.tune):
     cli.add_command(command)
 
 

@@ -55,6 +55,13 @@ def image_metric_options(f):
     return f
 
 
+def bootstrap_option(f):
+    """--bootstrap K: resamples behind each metric's 95% interval (the *_lo, *_hi columns)."""
+    return click.option("--bootstrap", "resamples", type=click.IntRange(min=0), default=100, show_default=True,
+                        help="Bootstrap resamples behind each metric's 95% interval (columns *_lo, *_hi; "
+                             "0: no interval).")(f)
+
+
 class LabelType(click.ParamType):
     """--label: a class index (>= 0), or 'each'."""
 

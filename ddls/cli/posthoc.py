@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import POSITIVE, echo_err, image_metric_options
+from .common import POSITIVE, bootstrap_option, echo_err, image_metric_options
 from ..errors import DDLSError
 
 
@@ -92,9 +92,10 @@ def method_option(f):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for compare.csv, compare.json and compare.png (default: compare-<ckpt name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
+@bootstrap_option
 @image_metric_options
 @posthoc_options
-def compare(ckpt, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_json, features, stats, data, ref_n,
+def compare(ckpt, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_json, resamples, features, stats, data, ref_n,
             classifier, posthoc):
     """Compare post-hoc samplers on one checkpoint: quality, time, network evaluations per kept sample.
 
@@ -111,7 +112,8 @@ def compare(ckpt, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_
     model, energy = load_energy(ckpt, device)
     image = len(energy.sample_shape) == 3  # (C, H, W)
     if image:
-        evaluate, reference, scoring = _fid_scorer(model, energy, features, stats, data, ref_n, classifier)
+        evaluate, reference, scoring = _fid_scorer(model, energy, features, stats, data, ref_n, classifier,
+                                                  resamples=resamples, seed=seed)
         draw_real = real_source(model, energy.sample_shape, data=data)
     else:
         from ..data.toy2d import get_dataset
@@ -121,7 +123,7 @@ def compare(ckpt, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_
             raise DDLSError(f"{ckpt} does not say which data it was trained on; compare scores 2-D ddls "
                             f"checkpoints and image checkpoints")
         dataset = get_dataset(model.data)
-        evaluate, scoring = (lambda x: evaluate_2d(x, dataset)), {}
+        evaluate, scoring = (lambda x: evaluate_2d(x, dataset, resamples=resamples, seed=seed)), {}
         reference = reference_samples(dataset, min(n, 5000))
         draw_real = real_source(model)
     needs_real = [m for m in chosen if m == "mhgan"] + ([f"--calibration {posthoc['calibration']}"]
@@ -135,7 +137,7 @@ def compare(ckpt, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_
         n=n, seed=seed, calibration=posthoc["calibration"], calibration_n=posthoc["calibration_n"],
         finetune_steps=posthoc["finetune_steps"], draw_real=draw_real, progress=True)
     out = Path(out_dir or f"compare-{Path(ckpt).stem}")
-    record = {"ckpt": str(ckpt), "data": model.data or data, "n": n, "seed": seed, **scoring, "calibration": record}
+    record = {"ckpt": str(ckpt), "data": model.data or data, "n": n, "seed": seed, "resamples": resamples, **scoring, "calibration": record}
     scored = f", FID in {features} features" if image else ""
     write_outputs(out, rows, samples, reference, record,
                   title=f"{Path(ckpt).name}, {posthoc['calibration']} calibration, n={n}{scored}")
@@ -145,14 +147,15 @@ def compare(ckpt, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_
     echo_err(f"wrote {out / 'compare.csv'}, {out / 'compare.json'} and {out / 'compare.png'}")
 
 
-def _fid_scorer(model, energy, features, stats, data, ref_n, classifier):
-    """(evaluate: images -> {'fid'}, None, record) scoring against --stats or the data set's train split."""
+def _fid_scorer(model, energy, features, stats, data, ref_n, classifier, *, resamples=0, seed=0):
+    """(evaluate: images -> {'fid', 'fid_lo', 'fid_hi'}, None, record) scoring against --stats or the data
+    set's train split."""
     from ..metrics.features import make_features
-    from ..metrics.fid_stats import fid_to, reference_stats
+    from ..metrics.fid_stats import fid_columns, reference_stats
 
     extractor = make_features(features, energy.device, classifier=classifier)
     extractor.check_shape(energy.sample_shape)  # before any sampling
     ref, ref_meta = reference_stats(extractor, stats=stats, data=data or model.data, n=ref_n, note=echo_err,
                                      progress=True)
     record = {"features": extractor.name, "feature_info": extractor.info, "reference": ref_meta}
-    return (lambda x: {"fid": fid_to(x, ref, extractor)}), None, record
+    return (lambda x: fid_columns(x, ref, extractor, resamples=resamples, seed=seed)), None, record

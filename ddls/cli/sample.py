@@ -52,6 +52,15 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
     from ..sampling.driver import RunConfig
     from ..sampling.fastpath import FastPath
     from ..sampling.run import SampleJob, describe_restarts, load_energy, run_posthoc_sampling, run_sampling
+    from .tune import tuned_settings
+
+    tuned, recipe = tuned_settings(ckpt, click.get_current_context())  # a TUNED.pt's recipe; given flags win
+    if recipe is not None:
+        method, steps, eps, noise_scale, temperature = (tuned.pop(k, v) for k, v in (
+            ("method", method), ("steps", steps), ("eps", eps), ("noise_scale", noise_scale),
+            ("temperature", temperature)))
+        posthoc.update(tuned)  # the method's own settings and the calibration
+        echo_err(f"{ckpt} holds the tuned recipe {recipe.label}; options given here override it")
 
     if method not in ("ddls", "mala") or posthoc["calibration"] != "raw":
         if resume or record_every or mala or label == EACH:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import POSITIVE, chain_options, echo_err, energy_options, image_metric_options
+from .common import POSITIVE, bootstrap_option, chain_options, echo_err, energy_options, image_metric_options
 
 
 @click.command()
@@ -17,6 +17,7 @@ from .common import POSITIVE, chain_options, echo_err, energy_options, image_met
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for sweep.csv and sweep.png (default: sweep-<ckpt name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
+@bootstrap_option
 @image_metric_options
 @click.option("--grid-chains", type=click.IntRange(min=1), default=8, show_default=True,
               help="Images: chains shown in chains.png (at the eps with the best FID).")
@@ -24,7 +25,7 @@ from .common import POSITIVE, chain_options, echo_err, energy_options, image_met
               help="Images: chains.png shows every k-th Langevin step.")
 @chain_options
 @energy_options
-def sweep(ckpt, eps_values, steps, out_dir, as_json, features, stats, data, ref_n, classifier, grid_chains,
+def sweep(ckpt, eps_values, steps, out_dir, as_json, resamples, features, stats, data, ref_n, classifier, grid_chains,
           grid_every, noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device):
     """Compare the generator alone with DDLS at several step sizes.
 
@@ -45,8 +46,9 @@ def sweep(ckpt, eps_values, steps, out_dir, as_json, features, stats, data, ref_
         rows, columns, files = sweep_images(ckpt, model, energy, base, list(eps_values), out, record,
                                             features=features, stats=stats, data=data, ref_n=ref_n,
                                             classifier=classifier, grid_chains=grid_chains, grid_every=grid_every,
-                                            note=echo_err)
+                                            resamples=resamples, note=echo_err)
     else:
-        rows, columns, files = sweep_2d(ckpt, model, energy, base, list(eps_values), out, record)
+        rows, columns, files = sweep_2d(ckpt, model, energy, base, list(eps_values), out, record,
+                                         resamples=resamples)
     click.echo(json.dumps(rows) if as_json else format_table(rows, columns))
     echo_err(f"wrote {', '.join(map(str, files[:-1]))} and {files[-1]}")

@@ -17,9 +17,10 @@ from . import ddls_native
 from . import gan_collections
 from . import mimicry
 from . import studiogan
+from . import tuned
 from ._common import summary_keys
 
-FORMATS = (ddls_native, gan_collections, mimicry, studiogan)
+FORMATS = (ddls_native, gan_collections, mimicry, studiogan, tuned)
 
 
 def supported() -> str:

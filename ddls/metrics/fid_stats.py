@@ -85,11 +85,27 @@ def image_stats(images: torch.Tensor | np.ndarray, extractor: FeatureExtractor, 
 def fid_to(images: torch.Tensor | np.ndarray, reference: GaussianStats, extractor: FeatureExtractor, *,
            progress: bool = False) -> float:
     """FID of `images` (in [-1, 1]) against reference statistics in the extractor's feature space."""
+    return fid(image_stats(finite_images(images), extractor, progress=progress), reference)
+
+
+def finite_images(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     images = torch.as_tensor(images)
     if not torch.isfinite(images).all():
         bad = int((~torch.isfinite(images.flatten(1))).any(1).sum())
         raise DDLSError(f"{bad} of {len(images)} images are NaN or inf; sample again with a smaller --eps")
-    return fid(image_stats(images, extractor, progress=progress), reference)
+    return images
+
+
+def fid_columns(images: torch.Tensor | np.ndarray, reference: GaussianStats, extractor: FeatureExtractor, *,
+                resamples: int = 0, seed: int = 0) -> dict:
+    """{'fid': ...} of `images`, plus fid_lo and fid_hi (a bootstrap interval, ddls.metrics.intervals)
+    when resamples > 0."""
+    if not resamples:
+        return {"fid": fid_to(images, reference, extractor)}
+    from .intervals import fid_bootstrap
+
+    feats = extractor(finite_images(images))
+    return fid_bootstrap(feats, reference, resamples=resamples, seed=seed).score.columns("fid")
 
 
 def reference_stats(extractor: FeatureExtractor, *, stats: str | os.PathLike | None = None, data: str | None = None,

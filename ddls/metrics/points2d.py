@@ -11,12 +11,13 @@ REFERENCE_SEED = 1234  # one fixed reference set, so every row of a sweep is com
 
 
 def emd(a: np.ndarray, b: np.ndarray) -> float:
-    """Exact 1-Wasserstein distance between two equal-size point sets (Euclidean cost)."""
+    """Exact 1-Wasserstein distance between two point sets of one dimension (Euclidean cost),
+    each point weighing 1/size of its set."""
     import ot
 
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"EMD needs equal-size sets, got {a.shape} and {b.shape}")
+    if a.ndim != 2 or a.shape[1:] != b.shape[1:]:
+        raise ValueError(f"EMD needs two (N, d) sets of one d, got {a.shape} and {b.shape}")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return float("nan")
     cost = ot.dist(a, b, metric="euclidean")
@@ -40,15 +41,28 @@ def reference_samples(dataset: Toy2D, n: int) -> np.ndarray:
     return dataset.sample(n, make_generator(REFERENCE_SEED)).numpy()
 
 
-def evaluate(samples: np.ndarray, dataset: Toy2D) -> dict[str, float | int | None]:
-    """EMD against fresh data of the same size, plus mode statistics for mixtures."""
+def evaluate(samples: np.ndarray, dataset: Toy2D, *, resamples: int = 0, seed: int = 0
+             ) -> dict[str, float | int | None]:
+    """EMD against fresh data of the same size, plus mode statistics for mixtures.
+
+    resamples > 0 adds emd_lo, emd_hi: a bootstrap interval (ddls.metrics.intervals), seeded by `seed`.
+    """
     samples = np.asarray(samples).reshape(len(samples), -1)
-    out: dict[str, float | int | None] = {"emd": emd(samples, reference_samples(dataset, len(samples)))}
+    reference = reference_samples(dataset, len(samples))
+    if resamples:
+        from .intervals import emd_bootstrap
+
+        score = emd_bootstrap(samples, reference, resamples=resamples, seed=seed).score
+    else:
+        score = None
+    out: dict[str, float | int | None] = {"emd": score.value if score else emd(samples, reference)}
     if dataset.means is not None:
         modes, hq = mode_stats(samples, dataset.means.numpy(), dataset.std)
         out.update(modes=modes, hq=hq)
     else:
         out.update(modes=None, hq=None)
+    if score:
+        out.update(emd_lo=score.lo, emd_hi=score.hi)
     return out
 
 

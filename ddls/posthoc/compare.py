@@ -19,8 +19,9 @@ from ..sampling.energy import LatentEnergy
 from ..errors import DDLSError
 from . import GENERATOR, METHODS, default_config, make_target, run
 
-COLUMNS = ["method", "emd", "modes", "hq", "seconds", "evals_per_sample", "acceptance"]
-IMAGE_COLUMNS = ["method", "fid", "seconds", "evals_per_sample", "acceptance"]
+COLUMNS = ["method", "emd", "modes", "hq", "emd_lo", "emd_hi", "seconds", "evals_per_sample", "acceptance"]
+IMAGE_COLUMNS = ["method", "fid", "fid_lo", "fid_hi", "seconds", "evals_per_sample", "acceptance"]
+# *_lo, *_hi: the metric's 95% bootstrap interval (ddls.metrics.intervals); None when not asked for
 
 
 def parse_methods(text: str) -> list[str]:

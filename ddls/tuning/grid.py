@@ -1,0 +1,97 @@
+"""What `ddls tune` searches (the candidate grid) and how much it may spend (the budget)."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from ..errors import DDLSError
+from .recipe import GENERATOR, Recipe
+
+TEMPERATURES = (1.0, 0.3, 0.1)  # T < 1: on an NS-GAN, DDLS at T = 0.3 got most of DGflow's gain
+EPS = (1e-2, 1e-3, 1e-4)  # 2-D models want eps near 1e-4, image models near 1e-2 (docs/results.md)
+LANGEVIN_STEPS = 100
+DEFAULT_METHODS = ("ddls", "mala", "dgflow", "dot", "drs", "mhgan")
+AUTO_MINUTES = {"cpu": 20.0, "cuda": 2.0}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """At most `amount` seconds of wall time, or `amount` network evaluations."""
+
+    amount: float
+    unit: str  # "seconds" | "evaluations"
+
+    def describe(self) -> str:
+        if self.unit == "evaluations":
+            return f"{self.amount:.3g} network evaluations"
+        return f"{self.amount / 60:.3g} min"
+
+
+_BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(s|sec|m|min|h|evals?|evaluations?)?\s*$", re.I)
+_SECONDS = {None: 60.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_budget(text: str, device_type: str = "cpu") -> Budget:
+    """'auto' (20 min on a CPU, 2 on a GPU), '90s', '20m' or '20' (minutes), '1.5h', or '5e6evals'."""
+    if str(text).strip().lower() == "auto":
+        return Budget(60.0 * AUTO_MINUTES.get(device_type, AUTO_MINUTES["cpu"]), "seconds")
+    found = _BUDGET.match(str(text))
+    amount = float(found.group(1)) if found else 0.0
+    if not found or not amount > 0:
+        raise DDLSError(f"budget {text!r} is not a positive time or evaluation count; write minutes (20m or 20), "
+                        f"seconds (90s), hours (1h), network evaluations (5e6evals) or auto")
+    unit = (found.group(2) or "").lower() or None
+    if unit is not None and unit.startswith("eval"):
+        return Budget(amount, "evaluations")
+    return Budget(amount * _SECONDS[unit], "seconds")
+
+
+def parse_list(text: str, what: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or not all(v > 0 and math.isfinite(v) for v in values):
+        raise DDLSError(f"{what} {text!r} is not a comma-separated list of positive numbers")
+    return values
+
+
+def parse_methods(text: str) -> tuple[str, ...]:
+    from ..posthoc import METHODS
+
+    methods = tuple(dict.fromkeys(m.strip() for m in str(text).split(",") if m.strip()))
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise DDLSError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(METHODS)}")
+    return methods
+
+
+def default_grid(methods: tuple[str, ...] = DEFAULT_METHODS, *, temperatures: tuple[float, ...] = TEMPERATURES,
+                 eps: tuple[float, ...] = EPS, steps: int = LANGEVIN_STEPS) -> list[Recipe]:
+    """The candidates: DDLS over eps x T, a few settings of each other method (T = 1 unless noted)."""
+    grids = {
+        "ddls": [Recipe("ddls", t, {"steps": steps, "eps": e}) for t in temperatures for e in eps],
+        "mala": [Recipe("mala", 1.0, {"steps": steps, "eps": e}) for e in eps[:2]],
+        "dgflow": [Recipe("dgflow", 1.0, {"dgflow_steps": 25, "dgflow_eta": eta, "dgflow_gamma": 0.01})
+                   for eta in (0.1, 0.01)],
+        "dot": [Recipe("dot", 1.0, {"dot_steps": 50, "dot_lr": lr}) for lr in (0.05, 0.01)],
+        "drs": [Recipe("drs", 1.0, {"drs_pilot": 2000, "drs_gamma_percentile": p}) for p in (95.0, 80.0)],
+        "mhgan": [Recipe("mhgan", 1.0, {"mh_chain_length": k}) for k in (20, 100)],
+    }
+    return [r for m in methods for r in grids[m]]
+
+
+def evaluations_per_sample(recipe: Recipe, n: int) -> float:
+    """A forecast of network evaluations per kept sample (ddls.posthoc counts the real ones)."""
+    o = recipe.options
+    per_method = {
+        GENERATOR: lambda: 1.0,
+        "ddls": lambda: 2.0 * (o.get("steps", 500) + 1),
+        "mala": lambda: 2.0 * (o.get("steps", 500) + 1),
+        "dgflow": lambda: 2.0 * o.get("dgflow_steps", 25),
+        "dot": lambda: 2.0 * o.get("dot_steps", 100) + 2.0 * o.get("dot_pairs", 100) / n,
+        "drs": lambda: o.get("drs_pilot", 10000) / n + 3.0,  # assumes about a third accepted
+        "mhgan": lambda: o.get("mh_chain_length", 640) + 1.0,
+    }
+    return per_method[recipe.method]()

@@ -1,0 +1,131 @@
+"""A sampling recipe (method, temperature, the method's settings) and the TUNED.pt file that carries it.
+
+TUNED.pt takes one of two forms, so that every checkpoint `ddls sample --ckpt` reads can be tuned:
+- a ddls checkpoint (.pt or .safetensors, no separate discriminator): a copy of it with the
+  recipe in its `extra` JSON; it is still an ordinary ddls checkpoint;
+- anything else (other libraries' formats, a separate discriminator file): a small file naming
+  the checkpoint and discriminator by absolute path and sha256, plus the recipe. Loading it
+  loads the named files after checking their digests (ddls.formats.tuned).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DDLSError
+
+RECIPE_KEY = "recipe"  # in a ddls checkpoint's `extra`
+REFERENCE_FORMAT = "ddls-tuned"  # the small file's `format`
+REFERENCE_VERSION = 1
+GENERATOR = "generator"  # the generator alone: no post-hoc method
+# the settings a recipe may hold: the flat options of ddls.posthoc.default_config, as `ddls sample` names them
+OPTION_KEYS = ("steps", "eps", "noise_scale", "drs_pilot", "drs_gamma_percentile", "mh_chain_length", "dot_steps",
+               "dot_lr", "dot_optimizer", "dot_pairs", "dgflow_steps", "dgflow_eta", "dgflow_gamma", "dgflow_f")
+SHORT = {"noise_scale": "noise", "drs_gamma_percentile": "gamma%", "mh_chain_length": "K", "dot_lr": "lr",
+         "dot_steps": "steps", "dgflow_eta": "eta", "dgflow_gamma": "gamma", "dgflow_steps": "steps",
+         "drs_pilot": "pilot", "dot_optimizer": "opt", "dot_pairs": "pairs", "dgflow_f": "f"}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to sample a checkpoint: `method` at `temperature` with `options` (keys of OPTION_KEYS)."""
+
+    method: str
+    temperature: float = 1.0
+    options: dict = field(default_factory=dict)
+    calibration: str = "raw"
+
+    def __post_init__(self):
+        from ..posthoc import METHODS
+
+        if self.method not in (GENERATOR, *METHODS):
+            raise DDLSError(f"unknown method {self.method!r}; choose from {GENERATOR}, {', '.join(METHODS)}")
+        unknown = sorted(set(self.options) - set(OPTION_KEYS))
+        if unknown:
+            raise DDLSError(f"unknown recipe setting(s) {', '.join(unknown)}; known: {', '.join(OPTION_KEYS)}")
+        if not self.temperature > 0:
+            raise DDLSError(f"temperature must be > 0, got {self.temperature}")
+
+    @property
+    def label(self) -> str:
+        if self.method == GENERATOR:
+            return GENERATOR
+        shown = " ".join(f"{SHORT.get(k, k)}={v:g}" if isinstance(v, float) else f"{SHORT.get(k, k)}={v}"
+                         for k, v in self.options.items())
+        return f"{self.method} T={self.temperature:g} {shown}".strip()
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "temperature": self.temperature, "options": dict(self.options),
+                "calibration": self.calibration}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recipe":
+        try:
+            return cls(d["method"], float(d.get("temperature", 1.0)), dict(d.get("options") or {}),
+                       d.get("calibration", "raw"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DDLSError(f"the tuned recipe is malformed ({exc}); run `ddls tune` again") from exc
+
+    def sample_options(self) -> dict:
+        """The recipe as `ddls sample`'s parameters (the generator alone: ddls with 0 steps)."""
+        if self.method == GENERATOR:
+            return {"method": "ddls", "steps": 0, "temperature": self.temperature, "calibration": self.calibration}
+        return {"method": self.method, "temperature": self.temperature, "calibration": self.calibration,
+                **self.options}
+
+
+def write_tuned(ckpt: str | os.PathLike, out: str | os.PathLike, recipe: Recipe, record: dict, *,
+                disc: str | os.PathLike | None = None) -> str:
+    """Write TUNED.pt for `ckpt` (and `disc`); returns which form it took: 'copy' or 'reference'."""
+    import torch
+
+    from ..io.checkpoint import is_ddls_payload, read_checkpoint
+    from ..io.outputs import write_bytes
+    from ..io.resume import file_digest
+
+    stored = {**recipe.to_dict(), "tuning": record}
+    payload = read_checkpoint(ckpt)
+    if disc is None and is_ddls_payload(payload):
+        extra = json.loads(payload.get("extra") or "{}")
+        payload = {**payload, "extra": json.dumps({**extra, RECIPE_KEY: stored})}
+        form = "copy"
+    else:
+        payload = {"format": REFERENCE_FORMAT, "format_version": REFERENCE_VERSION,
+                   "ckpt": str(Path(ckpt).resolve()), "ckpt_sha256": file_digest(ckpt),
+                   "disc": None if disc is None else str(Path(disc).resolve()),
+                   "disc_sha256": None if disc is None else file_digest(disc),
+                   RECIPE_KEY: json.dumps(stored)}
+        form = "reference"
+    write_bytes(out, lambda fh: torch.save(payload, fh))
+    return form
+
+
+def stored_recipe(payload: Any) -> dict | None:
+    """The recipe JSON (with its `tuning` record) in an already-read checkpoint payload, or None."""
+    if not isinstance(payload, dict):
+        return None
+    if payload.get("format") == REFERENCE_FORMAT:
+        text = payload.get(RECIPE_KEY)
+    elif payload.get("format") == "ddls":
+        try:
+            text = json.loads(payload.get("extra") or "{}").get(RECIPE_KEY)
+        except (json.JSONDecodeError, AttributeError):
+            return None
+        return text if isinstance(text, dict) else None
+    else:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise DDLSError(f"the tuned recipe is not readable JSON ({exc}); run `ddls tune` again") from exc
+
+
+def read_recipe(path: str | os.PathLike) -> Recipe | None:
+    """The recipe in TUNED.pt, or None for a checkpoint that holds none."""
+    from ..io.checkpoint import read_checkpoint
+
+    stored = stored_recipe(read_checkpoint(path))
+    return None if stored is None else Recipe.from_dict(stored)

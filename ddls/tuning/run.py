@@ -1,0 +1,242 @@
+"""`ddls tune`'s work: successive halving over candidate recipes within a budget, then a report on
+data the choice never saw.
+
+Round r runs every surviving candidate on n_r samples from the same latents (seed of round r),
+scores each against the round's validation reference with a bootstrap interval, and keeps the
+better half by score; n doubles each round (up to n_max) while the next round's forecast cost
+fits the search share of the budget. The generator alone runs in every round as the baseline:
+each candidate's `vs_generator` is the paired bootstrap interval of its score minus the
+generator's (ddls.metrics.intervals.difference). The best finalist becomes the recipe only if
+that interval lies below 0; otherwise the recipe is the generator alone. The report then
+scores the recipe and the generator on fresh latents against the report reference.
+
+The budget counts wall time (sampling and scoring, after the references are loaded) or
+network evaluations (passes through G and D, as ddls.posthoc counts them).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .._torch import derived_seed
+from ..errors import DDLSError
+from ..metrics.intervals import Bootstrapped, Score, difference
+from .grid import Budget, evaluations_per_sample
+from .recipe import GENERATOR, Recipe
+from .scoring import Scorer
+
+VALIDATION_STREAM = 7_000_101  # keys of the rounds' and the report's random streams (see derived_seed)
+REPORT_STREAM = 7_000_102
+PROBE_N = 64  # chains of the probe that measures seconds per network evaluation
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    budget: Budget
+    n_start: int = 256  # samples per candidate in round 0 (fewer when the budget calls for it)
+    n_max: int = 2000  # samples per candidate in the largest round
+    n_report: int = 2000  # samples of the report (fewer when the budget has run short)
+    seed: int = 0
+    chunk_size: int = 1000
+    resamples: int = 100  # bootstrap resamples per score
+    report_share: float = 0.25  # of the budget, kept for the report
+    n_floor: int = 32  # no round or report below this
+
+    def __post_init__(self):
+        if not (self.n_floor <= self.n_start <= self.n_max) or self.n_report < self.n_floor:
+            raise DDLSError(f"need {self.n_floor} <= first round ({self.n_start}) <= largest round "
+                            f"({self.n_max}) and a report of at least {self.n_floor} samples")
+        if self.resamples < 2:
+            raise DDLSError(f"intervals need at least 2 bootstrap resamples, got {self.resamples}")
+
+
+@dataclass
+class Entry:
+    """One candidate's progress through the rounds."""
+
+    recipe: Recipe
+    stage: int | None = None  # last round it ran in
+    n: int = 0
+    score: Score | None = None
+    vs_generator: Score | None = None
+    seconds: float = 0.0
+    evaluations: int = 0
+    status: str = "not run: budget"
+    last_cost: float = 0.0  # what its last round cost, in budget units
+
+    def row(self) -> dict:
+        score, vs = self.score, self.vs_generator
+        return {"candidate": self.recipe.label, "method": self.recipe.method, "temperature": self.recipe.temperature,
+                "settings": dict(self.recipe.options), "stage": self.stage, "n": self.n,
+                "score": None if score is None else score.value, "score_lo": None if score is None else score.lo,
+                "score_hi": None if score is None else score.hi,
+                "vs_generator": None if vs is None else vs.value, "vs_generator_lo": None if vs is None else vs.lo,
+                "vs_generator_hi": None if vs is None else vs.hi,
+                "seconds": round(self.seconds, 3), "evaluations": self.evaluations, "status": self.status}
+
+
+@dataclass
+class TuneResult:
+    metric: str
+    rows: list[dict]  # the generator first, then every candidate
+    recipe: Recipe
+    improved: bool  # a candidate beat the generator beyond its error bar (on validation data)
+    report: dict  # the recipe and the generator on the report data
+    budget: Budget
+    spent: float  # in the budget's unit
+    rounds: list[dict] = field(default_factory=list)
+
+
+class _Meter:
+    def __init__(self, budget: Budget):
+        self.budget, self.t0, self.evaluations = budget, time.perf_counter(), 0
+
+    def spent(self) -> float:
+        return time.perf_counter() - self.t0 if self.budget.unit == "seconds" else float(self.evaluations)
+
+
+class _Runner:
+    """Runs recipes on one model: one logit per temperature, shared by the candidates."""
+
+    def __init__(self, model, chunk_size: int, draw_real, meter: _Meter):
+        self.model, self.chunk_size, self.draw_real, self.meter = model, chunk_size, draw_real, meter
+        self._targets = {}
+
+    def target(self, temperature: float):
+        from ..posthoc import make_target
+
+        if temperature not in self._targets:
+            self._targets[temperature] = make_target(self.model.energy(temperature=temperature), "raw")[0]
+        return self._targets[temperature]
+
+    def sample(self, recipe: Recipe, n: int, seed: int) -> tuple[np.ndarray, int]:
+        from ..posthoc import default_config, run
+
+        config = default_config(recipe.method, chunk_size=self.chunk_size, **recipe.options)
+        result = run(recipe.method, self.target(recipe.temperature), n, config, seed=seed, draw_real=self.draw_real)
+        self.meter.evaluations += result.evaluations
+        return result.samples.numpy(), result.evaluations
+
+    def run(self, entry: Entry, n: int, seed: int, score: Callable[[np.ndarray], Bootstrapped], stage: int,
+            baseline: Bootstrapped | None = None) -> Bootstrapped | None:
+        """Sample and score `entry` for one round; None (and a status saying why) when it failed."""
+        t0, before = time.perf_counter(), self.meter.evaluations
+        entry.stage, entry.n, entry.score, entry.vs_generator = stage, n, None, None
+        try:
+            x, _ = self.sample(entry.recipe, n, seed)
+            if not np.isfinite(x).all():
+                raise DDLSError("samples became NaN/inf")
+            scored = score(x)
+        except DDLSError as exc:
+            scored, entry.status = None, f"failed: {str(exc)[:80]}"
+        seconds = time.perf_counter() - t0
+        entry.seconds += seconds
+        entry.evaluations += self.meter.evaluations - before
+        entry.last_cost = seconds if self.meter.budget.unit == "seconds" else self.meter.evaluations - before
+        if scored is not None:
+            entry.score, entry.status = scored.score, "ran"
+            if baseline is not None:
+                entry.vs_generator = difference(scored, baseline)
+        return scored
+
+
+def _first_round_size(runner: _Runner, validation: Scorer, entries: list[Entry], config: TuneConfig,
+                      limit: float) -> int:
+    """Round 0's n: all rounds (about log2 of the candidates, each costing about as much as round 0)
+    should fit `limit`. Time budgets measure seconds per evaluation and per scored sample first."""
+    rate, per_scored = 1.0, 0.0
+    if config.budget.unit == "seconds":
+        probe = Recipe("ddls", 1.0, {"steps": 1, "eps": 1e-4})
+        for _ in range(2):  # the first pass pays for imports and warm-up; the second is timed
+            t0 = time.perf_counter()
+            x, evaluations = runner.sample(probe, PROBE_N, config.seed)
+            rate = (time.perf_counter() - t0) / evaluations
+            t0 = time.perf_counter()
+            validation.stage(PROBE_N, config.seed)(x)
+            per_scored = (time.perf_counter() - t0) / PROBE_N
+    per_sample = sum(rate * evaluations_per_sample(e.recipe, config.n_start) + per_scored for e in entries)
+    rounds = math.ceil(math.log2(max(len(entries) - 1, 1))) + 1
+    fit = limit / (rounds * per_sample) if per_sample > 0 else config.n_start
+    return int(min(config.n_start, max(config.n_floor, fit)))
+
+
+def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, config: TuneConfig, *,
+         draw_real=None, echo: Callable[[str], None] = lambda s: None) -> TuneResult:
+    """Search `candidates` (the generator alone is always the baseline) on `model`; see the module docstring."""
+    if not candidates:
+        raise DDLSError("no candidates to tune: give at least one method")
+    meter = _Meter(config.budget)
+    runner = _Runner(model, config.chunk_size, draw_real, meter)
+    limit = config.budget.amount * (1 - config.report_share)
+    generator = Entry(Recipe(GENERATOR))
+    entries = [Entry(c) for c in candidates]
+    n = _first_round_size(runner, validation, entries, config, limit)
+    alive, stage, rounds = entries, 0, []
+    while True:
+        seed = derived_seed(config.seed, VALIDATION_STREAM, stage)
+        score = validation.stage(n, seed)
+        baseline = runner.run(generator, n, seed, score, stage)
+        if baseline is None:
+            raise DDLSError(f"the generator alone could not be scored ({generator.status})")
+        for entry in alive:
+            if meter.spent() > limit:
+                entry.status = f"not run: budget spent in round {stage}"
+                continue
+            runner.run(entry, n, seed, score, stage, baseline)
+        ran = sorted((e for e in alive if e.stage == stage and e.score is not None), key=lambda e: e.score.value)
+        rounds.append({"round": stage, "n": n, "candidates": len(ran), "spent": round(meter.spent(), 3)})
+        echo(f"round {stage}: {len(ran)} candidate(s) on {n} samples; best {ran[0].recipe.label if ran else '-'}"
+             f" ({config.budget.describe()} budget, {_spent(meter)} spent)")
+        if len(ran) <= 1:
+            break
+        keep = ran[:math.ceil(len(ran) / 2)]
+        for entry in ran[len(keep):]:
+            entry.status = f"out after round {stage}"
+        n_next = min(2 * n, config.n_max)
+        forecast = (sum(e.last_cost for e in keep) + generator.last_cost) * n_next / n
+        if meter.spent() + forecast > limit:
+            ran = keep
+            break
+        alive, n, stage = keep, n_next, stage + 1
+    for entry in ran:
+        entry.status = "finalist"
+    best = ran[0] if ran else None
+    improved = best is not None and best.vs_generator is not None and best.vs_generator.hi < 0
+    if best is not None:
+        best.status = "chosen" if improved else "best, within noise of the generator"
+    recipe = best.recipe if improved else Recipe(GENERATOR)
+    generator.status = "baseline" if improved else "chosen"
+    shown = _report(runner, report, recipe, best if improved else None, generator, config, meter)
+    return TuneResult(validation.metric, [generator.row()] + [e.row() for e in entries], recipe, improved, shown,
+                      config.budget, meter.spent(), rounds)
+
+
+def _spent(meter: _Meter) -> str:
+    s = meter.spent()
+    return f"{s:.0f}s" if meter.budget.unit == "seconds" else f"{s:.3g} evaluations"
+
+
+def _report(runner: _Runner, report: Scorer, recipe: Recipe, best: Entry | None, generator: Entry,
+            config: TuneConfig, meter: _Meter) -> dict:
+    """The recipe and the generator on fresh latents, against the report reference."""
+    per_sample = (generator.last_cost + (best.last_cost if best else 0.0)) / max(generator.n, 1)
+    left = config.budget.amount - meter.spent()
+    n = config.n_report
+    if per_sample > 0:
+        n = int(min(n, max(config.n_floor, 0.8 * left / per_sample)))  # 0.8: costs vary on a busy machine
+    seed = derived_seed(config.seed, REPORT_STREAM)
+    score = report.stage(n, seed)
+    gen_entry = Entry(Recipe(GENERATOR))
+    gen = runner.run(gen_entry, n, seed, score, 0)
+    out = {"n": n, "seed": seed, "metric": report.metric, "reference": report.source,
+           "generator": None if gen is None else gen.score.to_dict()}
+    if best is None or gen is None:
+        return {**out, "recipe": out["generator"], "difference": None}
+    entry = Entry(recipe)
+    won = runner.run(entry, n, seed, score, 0, gen)
+    return {**out, "recipe": None if won is None else won.score.to_dict(),
+            "difference": None if entry.vs_generator is None else entry.vs_generator.to_dict()}
