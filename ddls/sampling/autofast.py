@@ -34,6 +34,7 @@ from .samplers import make_sampler
 MODES = ("auto", "off")
 PROBE_STEPS = 8  # timed steps per path: per-step cost = (T(2k) - T(k)) / k, so capture and compile drop out
 PROBE_SEED = 977  # scratch latents and noise of the probe: the run's own chains are untouched
+PROBE_SHARE = 0.1  # probe only when it costs at most this share of the run's sample-steps
 
 
 def _cuda(energy: LatentEnergy) -> bool:
@@ -106,8 +107,10 @@ def _sync(device: torch.device) -> None:
 
 
 def wall_measure(device: torch.device, steps: int = PROBE_STEPS) -> Measure:
-    """Seconds per step from the wall clock: (T(2k) - T(k)) / k, waiting for the device at both ends."""
+    """Seconds per step from the wall clock: (T(2k) - T(k)) / k after one warm-up step, waiting for the
+    device at both ends (what every run pays once, such as a graph capture, drops out)."""
     def measure(name: str, run: Callable[[int], None]) -> float:
+        run(1)  # compile, cuDNN's choices, lazy initialisation: before the clock
         times = {}
         for k in (steps, 2 * steps):
             _sync(device)
@@ -142,9 +145,12 @@ def choose(energy: LatentEnergy, config: RunConfig, *, paths: dict[str, PathSpec
     """The fastest applicable path, among those whose precision passed its check."""
     paths = PATHS if paths is None else paths
     candidates = {name: spec for name, spec in paths.items() if spec.applies(energy)}
-    if config.steps == 0 or len(candidates) <= 1:
-        # On the CPU only the plain path applies: bf16 and compile measured slower there.
-        why = "no Langevin steps" if config.steps == 0 else f"the only path on {energy.device.type}"
+    batch = min(config.chunk_size, config.n)
+    probe_work = (1 + 3 * PROBE_STEPS) * batch * len(candidates)
+    if config.steps == 0 or len(candidates) <= 1 or probe_work > PROBE_SHARE * config.steps * config.n:
+        # On the CPU only the plain path applies (docs/benchmarks.md: bf16 and compile gained nothing reliable).
+        why = ("no Langevin steps" if config.steps == 0 else f"the only path on {energy.device.type}"
+               if len(candidates) <= 1 else "a run too short to pay for a probe")
         return FastChoice("auto", "plain", FastPath(), why)
     measure = measure or wall_measure(energy.device)
     verdicts: dict[str, tuple[bool, dict]] = {}
@@ -167,7 +173,6 @@ def choose(energy: LatentEnergy, config: RunConfig, *, paths: dict[str, PathSpec
     if not timed:
         raise DDLSError("no fast path could run this model; sample with the fast paths off")
     best = min(timed, key=timed.get)
-    batch = min(config.chunk_size, config.n)
     reason = f"fastest in a {PROBE_STEPS}-step probe at chunk {batch}"
     skipped = [p for p, (ok, _) in verdicts.items() if not ok]
     if skipped:
