@@ -118,7 +118,9 @@ def wall_measure(device: torch.device, steps: int = PROBE_STEPS) -> Measure:
             run(k)
             _sync(device)
             times[k] = time.perf_counter() - t0
-        return max(times[2 * steps] - times[steps], 1e-9) / steps
+        if times[2 * steps] > times[steps]:
+            return (times[2 * steps] - times[steps]) / steps
+        return times[2 * steps] / (2 * steps)  # timing noise larger than k steps: the plain average
     return measure
 
 
@@ -170,6 +172,8 @@ def choose(energy: LatentEnergy, config: RunConfig, *, paths: dict[str, PathSpec
             if not spec.fast.any:
                 raise
             failed.append(f"{name}: {type(exc).__name__}")
+            if energy.device.type == "cuda":
+                torch.cuda.empty_cache()  # what an out-of-memory path left cached
     if not timed:
         raise DDLSError("no fast path could run this model; sample with the fast paths off")
     best = min(timed, key=timed.get)

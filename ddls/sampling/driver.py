@@ -311,13 +311,16 @@ def run_chunks(energy: LatentEnergy, config: RunConfig, *, sampler: Sampler | No
         desc = f"{config.method} eps={config.eps:g}" + (f" [{fast.name}]" if fast is not None and fast.any else "")
         bar = tqdm(total=len(order) * config.steps, initial=started, desc=desc,
                    unit="step", leave=False, dynamic_ncols=True)
+    last_chunk = None
     try:
         with frozen(*energy.modules()):
             for k in order:
                 start = k * config.chunk_size
                 size = chunk_size(config, k)
                 chunk = energy.for_chains(start, start + size)  # its labels
-                chain_energy = prepare(chunk, fast) if fast is not None and config.steps > 0 else chunk
+                if chunk is not last_chunk:  # one prepared energy while the chunks share it: compile once
+                    chain_energy = prepare(chunk, fast) if fast is not None and config.steps > 0 else chunk
+                    last_chunk = chunk
                 gen = make_generator(derived_seed(config.seed, k), energy.device)
                 z0 = chunk.prior_sample(size, gen)
                 if config.steps == 0:

@@ -20,7 +20,7 @@ from .energy import LatentEnergy
 from .fastpath import FastPath
 
 BOOTSTRAP_ROUNDS = 50
-CHECK_N = 1000  # chains of the check auto runs before a reduced-precision path may be probed
+CHECK_N = 500  # chains of the check auto runs before a reduced-precision path may be probed (EMD is cubic in it)
 CHECK_STEPS = 100  # at most this many of the run's steps
 REFERENCE_IMAGES = 10000  # training images behind the domain-FID reference of the check
 
