@@ -24,6 +24,13 @@ method during 3 steps, above what it held before them (Linux /proc); CUDA: torch
 Last, `ddls sample` with N = 2,000 and N = 50,000 at the same chunk size, each in a fresh
 process, compares peak resident memory (the output streams to disk chunk by chunk).
 
+Fast paths (`--paths`, default: on CUDA every path of ddls.sampling.autofast that applies, on
+the CPU plain, bf16 and compile): the ULA chain on each path of ddls.sampling.fastpath, per
+step from (T(2k) - T(k)) / k so that compiling and graph capture drop out, as sample-steps/s
+(chains x steps / seconds) and as a share of the device's peak: FLOPs per sample-step are
+counted by torch's FlopCounterMode on the bare forward and backward, the peak is a measured
+square matmul (CUDA: bf16; CPU: float32 and bf16, the larger taken).
+
 Models: every --ckpt given (any checkpoint ddls.formats.load_any reads); the shipped
 Fashion-MNIST models in pretrained/ when present, otherwise a DCGAN pair of the same size
 with made-up weights (labelled so); and an SNGAN-size CIFAR-10 ResNet pair with made-up
@@ -53,6 +60,7 @@ from ddls._torch import frozen, make_generator  # noqa: E402
 from ddls.sampling.driver import ChainProgress, run_chain  # noqa: E402
 from ddls.sampling.energy import LatentEnergy  # noqa: E402
 from ddls.sampling.samplers import make_sampler  # noqa: E402
+from ddls.sampling.fastpath import FastPath, prepare  # noqa: E402
 
 SHIPPED_FMNIST = ["fmnist_sngan.pt", "fmnist_wgangp.pt", "fmnist_ebgan.pt"]
 METHODS = ["bare", "ddls-ula", "ddls-mala", "studiogan", "naive"]
@@ -108,8 +116,10 @@ def build_model(name: str, device: torch.device) -> tuple[str, LatentEnergy]:
     return Path(name).name, load_any(name, device=device).energy()
 
 
-def default_models(ckpts: list[str], cifar: bool) -> list[str]:
+def default_models(ckpts: list[str], cifar: bool, fmnist: bool = True) -> list[str]:
     names = list(ckpts)
+    if not fmnist:
+        return names + (["cifar-sngan"] if cifar else [])
     shipped = [str(ROOT / "pretrained" / f) for f in SHIPPED_FMNIST if (ROOT / "pretrained" / f).exists()]
     if not any("fmnist" in Path(c).name for c in names):
         names += shipped[:1] or ["fmnist-standin"]
@@ -218,6 +228,102 @@ def time_methods(energy: LatentEnergy, batch: int, steps: int, warmup: int, reps
             LOOPS[m](energy, z0, steps, make_generator(2, device), clock)
             times[m].append(clock.seconds / steps)
     return times
+
+
+# --- fast paths ---------------------------------------------------------------------------------
+
+def parse_path(name: str) -> FastPath:
+    """'plain' or switches joined by '+': compile, cuda_graphs, bf16, fp16, channels_last."""
+    if name == "plain":
+        return FastPath()
+    parts = set(name.split("+"))
+    unknown = parts - {"compile", "cuda_graphs", "bf16", "fp16", "channels_last"}
+    if unknown:
+        raise SystemExit(f"unknown fast-path switch(es) {sorted(unknown)} in {name!r}")
+    return FastPath(compile="compile" in parts, cuda_graphs="cuda_graphs" in parts, channels_last="channels_last" in parts,
+                    autocast="bf16" if "bf16" in parts else "fp16" if "fp16" in parts else None)
+
+
+def default_paths(energy: LatentEnergy) -> list[str]:
+    if energy.device.type == "cuda":
+        from ddls.sampling.autofast import PATHS
+
+        return [name for name, spec in PATHS.items() if spec.applies(energy)]
+    return ["plain", "bf16", "compile"]
+
+
+def flops_per_sample_step(energy: LatentEnergy, batch: int = 8) -> float:
+    """FLOPs of one bare forward and backward to z, per chain (torch's FlopCounterMode)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    z0 = torch.randn(batch, energy.dim, device=energy.device)
+    g, d = energy.generator, energy.discriminator
+    with frozen(g, d), FlopCounterMode(display=False) as counter:
+        z = z0.requires_grad_(True)
+        out = d(g(z.view(-1, *energy.latent_shape)))
+        torch.autograd.grad(out.sum(), z)
+    return counter.get_total_flops() / batch
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int | None = None, reps: int = 10) -> float:
+    """FLOP/s of the fastest of `reps` square matmuls of `dtype` on `device`."""
+    size = size or (8192 if device.type == "cuda" else 1024)
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        _sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best
+
+
+def device_peaks(device: torch.device) -> dict[str, float]:
+    if device.type == "cuda":
+        return {"bf16": matmul_peak(device, torch.bfloat16)}
+    return {"fp32": matmul_peak(device, torch.float32), "bf16": matmul_peak(device, torch.bfloat16)}
+
+
+def time_paths(energy: LatentEnergy, names: list[str], batch: int, steps: int, reps: int,
+               device: torch.device) -> dict[str, dict]:
+    """Per path: fastest seconds per step of `reps` probes, or the error that kept it from running."""
+    from ddls.sampling.autofast import wall_measure
+
+    z0 = torch.randn(batch, energy.dim, generator=make_generator(1, device), device=device)
+    sampler = make_sampler("ula", EPS)
+    measure = wall_measure(device, steps)
+    out = {}
+    with frozen(*energy.modules()):
+        for name in names:
+            try:
+                chain_energy = prepare(energy, parse_path(name))
+
+                def run(k, chain_energy=chain_energy):
+                    run_chain(sampler, chain_energy, z0, steps=k, generator=make_generator(2, device),
+                              check_every=max(k, 1))
+                out[name] = {"seconds_per_step": min(measure(name, run) for _ in range(reps))}
+            except Exception as exc:  # noqa: BLE001 - the table says which path could not run
+                out[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"}
+    return out
+
+
+def paths_table(rows: list[dict], peaks: dict[str, float]) -> str:
+    shares = " | ".join(f"share of {k} peak" for k in peaks)
+    lines = [f"peak (measured matmul): " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peaks.items()),
+             f"| model | batch | path | ms/step | sample-steps/s | {shares} |", "|---|---|---|---|---|" + "---|" * len(peaks)]
+    for r in rows:
+        for name, t in r["paths"].items():
+            if "error" in t:
+                lines.append(f"| {r['model']} | {r['batch']} | {name} | - | - | {t['error']} |")
+                continue
+            rate = r["batch"] / t["seconds_per_step"]
+            share = " | ".join(f"{100 * rate * r['flops_per_sample_step'] / p:.1f}%" for p in peaks.values())
+            lines.append(f"| {r['model']} | {r['batch']} | {name} | {1e3 * t['seconds_per_step']:.1f} | {rate:,.0f} | "
+                         f"{share} |")
+    return "\n".join(lines)
 
 
 # --- memory ---------------------------------------------------------------------------------------
@@ -336,10 +442,16 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's).")
     ap.add_argument("--no-cifar", action="store_true")
+    ap.add_argument("--no-fmnist", action="store_true", help="Time only the --ckpt models (and CIFAR unless --no-cifar).")
     ap.add_argument("--no-memory", action="store_true", help="Skip the per-method memory probes.")
     ap.add_argument("--rss-n", type=int, nargs="*", default=[2000, 50000], help="N values of the RSS scaling run.")
     ap.add_argument("--rss-chunk", type=int, default=1000)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--paths", default=None,
+                    help="Comma-separated fast paths to time (plain, bf16, compile, cuda_graphs+bf16, ...); "
+                         "'none' skips them (default: those auto chooses among; on the CPU plain,bf16,compile).")
+    ap.add_argument("--paths-only", action="store_true", help="Time the fast paths only (no method comparison, "
+                                                               "no memory runs).")
     ap.add_argument("--memory-probe", nargs=2, metavar=("MODEL", "METHOD"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
@@ -349,22 +461,38 @@ def main() -> None:
         print(memory_probe(*args.memory_probe, args.batch, 3, device))
         return
     cifar_batch = args.cifar_batch or (256 if device.type == "cuda" else 16)
-    rows = []
-    for name in default_models(args.ckpt, not args.no_cifar):
+    rows, path_rows = [], []
+    for name in default_models(args.ckpt, not args.no_cifar, not args.no_fmnist):
         label, energy = build_model(name, device)
         cifar = name == "cifar-sngan"
         batch, steps = (cifar_batch, args.cifar_steps) if cifar else (args.batch, args.steps)
+        if args.paths != "none":
+            names = default_paths(energy) if args.paths is None else args.paths.split(",")
+            print(f"timing fast paths {', '.join(names)} on {label}, batch {batch}", file=sys.stderr)
+            path_rows.append({"model": label, "batch": batch, "flops_per_sample_step": flops_per_sample_step(energy),
+                              "paths": time_paths(energy, names, batch, steps, args.reps, device)})
+        if args.paths_only:
+            continue
         print(f"timing {label}, batch {batch}", file=sys.stderr)
         times = time_methods(energy, batch, steps, 1 if cifar else args.warmup, args.reps, device)
         memory = None if args.no_memory else memory_of(name, batch, device)
         rows.append(summarise(label, batch, times, memory))
+    peaks = device_peaks(device) if path_rows else {}
+    if args.paths_only:
+        if args.json:
+            print(json.dumps({"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                              "peaks_flops": peaks, "paths": path_rows}, indent=2))
+        else:
+            print(f"{device}, {torch.get_num_threads()} threads, torch {torch.__version__}, fastest of {args.reps}")
+            print(paths_table(path_rows, peaks))
+        return
     rss = rss_scaling(args.rss_n, args.rss_chunk, steps=2) if len(args.rss_n) == 2 else {}
     fm = next((r for r in rows if "fmnist" in r["model"]), rows[0])
     result = {
         "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "steps": args.steps, "reps": args.reps, "models": rows,
         "step_over_bare": fm["step_over_bare"], "studiogan_over_ddls": fm["studiogan_over_ddls"],
-        "naive_over_ddls": fm["naive_over_ddls"], "rss_mib": rss,
+        "naive_over_ddls": fm["naive_over_ddls"], "rss_mib": rss, "peaks_flops": peaks, "paths": path_rows,
         "rss_ratio_50k_over_2k": (rss[str(args.rss_n[1])] / rss[str(args.rss_n[0])]) if rss else None,
     }
     if args.json:
@@ -377,6 +505,8 @@ def main() -> None:
     print(f"{device}, {torch.get_num_threads()} threads, torch {torch.__version__}, fastest of {args.reps} "
           f"interleaved repetitions")
     print(table(rows))
+    if path_rows:
+        print(paths_table(path_rows, peaks))
 
 
 if __name__ == "__main__":

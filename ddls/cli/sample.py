@@ -12,10 +12,13 @@ from .posthoc import method_option, posthoc_options
 
 def fast_options(f):
     f = click.option("--channels-last", is_flag=True, help="Run the networks in channels_last layout.")(f)
-    f = click.option("--cuda-graphs", is_flag=True, help="Replay each step's forward and backward as a CUDA graph.")(f)
+    f = click.option("--cuda-graphs", is_flag=True, help="Replay each whole Langevin step as one CUDA graph.")(f)
     f = click.option("--autocast", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
                      help="Networks in reduced precision (fp16: CUDA only); latents stay float32.")(f)
     f = click.option("--compile", "compile_", is_flag=True, help="torch.compile the energy and its gradient.")(f)
+    f = click.option("--fast", "fast_mode", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
+                     help="auto: on CUDA, time the fast paths on the first chunk and take the fastest whose "
+                          "precision passed a check (on the CPU: the plain path); the switches below override it.")(f)
     f = click.option("--distributed", is_flag=True,
                      help="Shard the chunks across torchrun's processes (on by itself under torchrun).")(f)
     return f
@@ -47,10 +50,11 @@ def fast_options(f):
 @posthoc_options
 def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume, method,
            noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, distributed, compile_,
-           autocast, cuda_graphs, channels_last, posthoc):
+           fast_mode, autocast, cuda_graphs, channels_last, posthoc):
     """Draw samples with DDLS (Langevin in latent space) or another post-hoc sampler; write them as .npz."""
+    from .._torch import resolve_device
     from ..sampling.driver import RunConfig
-    from ..sampling.fastpath import FastPath
+    from ..sampling.fastpath import FastPath, check_device
     from ..sampling.run import SampleJob, describe_restarts, load_energy, run_posthoc_sampling, run_sampling
     from .tune import tuned_settings
 
@@ -62,25 +66,29 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
         posthoc.update(tuned)  # the method's own settings and the calibration
         echo_err(f"{ckpt} holds the tuned recipe {recipe.label}; options given here override it")
 
+    fast = FastPath(compile=compile_, autocast=None if autocast == "off" else autocast, cuda_graphs=cuda_graphs,
+                    channels_last=channels_last)
+    check_device(fast, resolve_device(device))  # every method: a GPU switch on the CPU is an error, not a no-op
     if method not in ("ddls", "mala") or posthoc["calibration"] != "raw":
         if resume or record_every or mala or label == EACH:
             raise DDLSError("--resume, --record-every, --mala and --label each are for --method ddls/mala with "
                             "raw calibration")
         if grid:
             raise DDLSError("--grid is for --method ddls/mala; plot the .npz samples instead")
+        if fast.any:
+            raise DDLSError("--compile, --autocast, --cuda-graphs and --channels-last are for --method ddls/mala "
+                            "with raw calibration")
         model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind, disc, label)
         run_posthoc_sampling(model, energy, method, out, n=n, seed=seed, chunk_size=chunk_size, steps=steps,
                              eps=eps, noise_scale=noise_scale, posthoc=posthoc, echo=echo_err,
                              meta={"ckpt": str(ckpt), "disc": disc, "label": label, "temperature": temperature,
                                    "sigma": sigma})
         return
-    fast = FastPath(compile=compile_, autocast=None if autocast == "off" else autocast, cuda_graphs=cuda_graphs,
-                    channels_last=channels_last)
     config = RunConfig(n=n, steps=steps, method="mala" if mala or method == "mala" else "ula", eps=eps,
                        noise_scale=noise_scale, seed=seed, chunk_size=chunk_size, record_every=record_every)
     job = SampleJob(ckpt=ckpt, out=out, run=config, disc=disc, label=label, temperature=temperature, sigma=sigma,
                     energy_kind=energy_kind, device=device, on_nan=on_nan, checkpoint_every=checkpoint_every,
-                    resume=resume, distributed=distributed, fast=fast)
+                    resume=resume, distributed=distributed, fast=fast, fast_mode=fast_mode)
     done = run_sampling(job, echo=echo_err)
     if not done.written:
         return
@@ -89,7 +97,7 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
     if done.restarts:
         echo_err(describe_restarts(done.restarts))
     where = f" on {done.processes} processes" if done.processes > 1 else ""
-    msg = f"wrote {out}: {n} samples x {steps} steps in {done.seconds:.1f}s{where}"
+    msg = f"wrote {out}: {n} samples x {steps} steps in {done.seconds:.1f}s{where} ({done.fast} path)"
     if done.acceptance is not None:
         msg += f", mean acceptance {done.acceptance:.3f}"
     echo_err(msg)

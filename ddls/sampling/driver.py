@@ -84,6 +84,52 @@ class ChainProgress:
     restarts: list[tuple[int, int, float]] = field(default_factory=list)
 
 
+def flag_non_finite(first_bad: Tensor, state: State, step: int | Tensor) -> None:
+    """Mark, in place, the chains whose energy or gradient is not finite at `step` (first time only)."""
+    bad = ~torch.isfinite(state.energy) | ~torch.isfinite(state.grad).all(1)
+    first_bad.copy_(torch.where(bad & (first_bad < 0), step, first_bad))
+
+
+class EagerStepper:
+    """One kernel step at a time, as PyTorch runs it: the step, its acceptance sum and its NaN flags.
+
+    A stepper advances `state` by step `i` and adds to the driver's `accept_sum` and
+    `first_bad` in place. `hold(state)` returns a state that later steps leave alone (here
+    the state itself: eager steps make new tensors); `close()` frees what the stepper holds.
+    An energy may bring its own stepper (`energy.stepper(...)`, ddls.sampling.graphs), which
+    must follow the same contract.
+    """
+
+    def __init__(self, sampler: Sampler, energy: Callable[[Tensor], Tensor], generator: torch.Generator,
+                 accept_sum: Tensor, first_bad: Tensor):
+        self.sampler, self.energy, self.generator = sampler, energy, generator
+        self.accept_sum, self.first_bad = accept_sum, first_bad
+
+    def __call__(self, state: State, eps: Tensor | None, i: int) -> State:
+        if eps is None:
+            state, info = self.sampler.step(state, self.energy, generator=self.generator)
+        else:
+            state, info = self.sampler.step(state, self.energy, generator=self.generator, eps=eps)
+        self.accept_sum += info.accept_prob
+        flag_non_finite(self.first_bad, state, i)
+        return state
+
+    def hold(self, state: State) -> State:
+        return state
+
+    def close(self) -> None:
+        pass
+
+
+def make_stepper(sampler: Sampler, energy: Callable[[Tensor], Tensor], generator: torch.Generator,
+                 accept_sum: Tensor, first_bad: Tensor):
+    """The energy's own stepper when it has one (whole-step CUDA graphs), else an EagerStepper."""
+    own = getattr(energy, "stepper", None)
+    if own is not None:
+        return own(sampler, generator, accept_sum, first_bad)
+    return EagerStepper(sampler, energy, generator, accept_sum, first_bad)
+
+
 def run_chain(sampler: Sampler, energy: Callable[[Tensor], Tensor], position: Tensor, *, steps: int,
               generator: torch.Generator, record: Recorder | None = None, record_every: int = 0,
               check_every: int = 50, chain_offset: int = 0,
@@ -96,8 +142,8 @@ def run_chain(sampler: Sampler, energy: Callable[[Tensor], Tensor], position: Te
     `check_every` steps, at recording and save points and at the end, so the loop never
     waits on the host between them: those checks are its only host syncs (no `.item()`,
     no data-dependent branch). A step allocates only its outputs and what autograd needs
-    (on CUDA the caching allocator serves both; with ddls.fastpath's CUDA graphs the
-    networks' forward and backward replay in fixed memory). At a check, `on_nan="stop"` raises NonFiniteEnergy;
+    (on CUDA the caching allocator serves both; with ddls.sampling.graphs the
+    whole step replays as one graph in fixed memory). At a check, `on_nan="stop"` raises NonFiniteEnergy;
     `on_nan="restart"` puts the affected chains back to their state at the previous check
     and multiplies their eps by RESTART_FACTOR (a restarted chain loses the steps since that
     check; at the final check it ends at its last finite state). `save(progress)` is called every
@@ -119,9 +165,7 @@ def run_chain(sampler: Sampler, energy: Callable[[Tensor], Tensor], position: Te
         generator.set_state(start.generator_state)
     last_good = state if start is None else start.last_good
 
-    def mark_bad(st: State, step: int) -> None:
-        bad = ~torch.isfinite(st.energy) | ~torch.isfinite(st.grad).all(1)
-        first_bad.copy_(torch.where(bad & (first_bad < 0), step, first_bad))
+    stepper = make_stepper(sampler, energy, generator, accept_sum, first_bad)
 
     def chain_eps() -> Tensor:
         return eps if eps is not None else torch.full_like(state.energy, sampler.eps)
@@ -148,32 +192,30 @@ def run_chain(sampler: Sampler, energy: Callable[[Tensor], Tensor], position: Te
             restarts.extend((c, int(first_bad[i]), float(new_eps[i])) for c, i in zip(chains, idx.tolist()))
             eps = new_eps
             first_bad.fill_(-1)
-        last_good = state
+        last_good = stepper.hold(state)
 
-    if start is None:
-        mark_bad(state, 0)
-        check(0)
-        if record is not None and record_every:
-            records.append(record(0, state))
-    for i in range(done + 1, steps + 1):
-        if eps is None:
-            state, info = sampler.step(state, energy, generator=generator)
-        else:
-            state, info = sampler.step(state, energy, generator=generator, eps=eps)
-        accept_sum += info.accept_prob
-        mark_bad(state, i)
-        if on_step is not None:
-            on_step()
-        recording = record is not None and record_every and i % record_every == 0
-        saving = save is not None and save_every and i % save_every == 0 and i < steps
-        if recording or saving or i % check_every == 0 or i == steps:
-            check(i)
-        if recording:
-            records.append(record(i, state))
-        if saving:
-            save(ChainProgress(i, state, accept_sum, first_bad, records, generator.get_state(), last_good,
-                               eps, restarts))
-    return ChainRun(state, records, accept_sum, restarts)
+    try:
+        if start is None:
+            flag_non_finite(first_bad, state, 0)
+            check(0)
+            if record is not None and record_every:
+                records.append(record(0, state))
+        for i in range(done + 1, steps + 1):
+            state = stepper(state, eps, i)
+            if on_step is not None:
+                on_step()
+            recording = record is not None and record_every and i % record_every == 0
+            saving = save is not None and save_every and i % save_every == 0 and i < steps
+            if recording or saving or i % check_every == 0 or i == steps:
+                check(i)
+            if recording:
+                records.append(record(i, state))
+            if saving:
+                save(ChainProgress(i, stepper.hold(state), accept_sum, first_bad, records, generator.get_state(),
+                                   last_good, eps, restarts))
+        return ChainRun(stepper.hold(state), records, accept_sum, restarts)
+    finally:
+        stepper.close()
 
 
 @dataclass
@@ -266,15 +308,19 @@ def run_chunks(energy: LatentEnergy, config: RunConfig, *, sampler: Sampler | No
         from tqdm.auto import tqdm
 
         started = done.chain.step if done.chain is not None else 0
-        bar = tqdm(total=len(order) * config.steps, initial=started, desc=f"{config.method} eps={config.eps:g}",
+        desc = f"{config.method} eps={config.eps:g}" + (f" [{fast.name}]" if fast is not None and fast.any else "")
+        bar = tqdm(total=len(order) * config.steps, initial=started, desc=desc,
                    unit="step", leave=False, dynamic_ncols=True)
+    last_chunk = None
     try:
         with frozen(*energy.modules()):
             for k in order:
                 start = k * config.chunk_size
                 size = chunk_size(config, k)
                 chunk = energy.for_chains(start, start + size)  # its labels
-                chain_energy = prepare(chunk, fast) if fast is not None and config.steps > 0 else chunk
+                if chunk is not last_chunk:  # one prepared energy while the chunks share it: compile once
+                    chain_energy = prepare(chunk, fast) if fast is not None and config.steps > 0 else chunk
+                    last_chunk = chunk
                 gen = make_generator(derived_seed(config.seed, k), energy.device)
                 z0 = chunk.prior_sample(size, gen)
                 if config.steps == 0:

@@ -1,8 +1,7 @@
 """Fast-path switches for the chains: torch.compile, reduced-precision networks, CUDA graphs, channels_last.
 
-Each switch is off by default: on the CPU none of them made a step faster (see
-docs/benchmarks.md), and the GPU ones wait for a measured GPU run before they become
-defaults. Whatever is switched on, the latent, its gradient and the Langevin update stay
+Each switch is off by itself; `ddls.sampling.autofast` picks a combination per model (the
+default `--fast auto`). Whatever is switched on, the latent, its gradient and the Langevin update stay
 in float32 and the noise comes from the chain's own generator, so a fast run follows the
 same chains as the plain one up to the rounding its switches bring (tests/test_fastpath.py
 states the tolerance for each).
@@ -10,9 +9,9 @@ states the tolerance for each).
 - compile: `torch.compile` of the energy; autograd then runs through the compiled graph.
 - autocast: 'bf16' or 'fp16' networks under `torch.autocast` (fp16 on CUDA only); the
   energy is returned in float32.
-- cuda_graphs: the energy-and-gradient evaluation (the networks' forward and backward,
-  nearly all of a step's kernels) is captured once per batch shape and replayed; the
-  noise draw and the update stay outside the graph, on the chain's generator.
+- cuda_graphs: the whole step (noise, energy, gradient, update, MALA's accept, the
+  acceptance sum and NaN flags) is captured as one CUDA graph per chunk, with the chain's
+  generator registered with it (ddls.sampling.graphs).
 - channels_last: the networks run on copies of their weights in channels_last layout.
 """
 from __future__ import annotations
@@ -28,7 +27,6 @@ from ..errors import DDLSError
 from .samplers import autograd_energy_and_grad
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
-GRAPH_WARMUP = 3  # eager evaluations on a side stream before capture, as CUDA graphs require
 
 
 @dataclass(frozen=True)
@@ -51,6 +49,14 @@ class FastPath:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def name(self) -> str:
+        """'plain', or the switches joined by '+', e.g. 'compile+bf16+channels_last'."""
+        parts = [n for n, on in (("compile", self.compile), ("cuda_graphs", self.cuda_graphs)) if on]
+        parts += [self.autocast] if self.autocast else []
+        parts += ["channels_last"] if self.channels_last else []
+        return "+".join(parts) or "plain"
+
 
 def check_device(fast: FastPath, device: torch.device) -> None:
     if device.type != "cuda" and fast.cuda_graphs:
@@ -68,7 +74,8 @@ def _channels_last(energy: LatentEnergy) -> LatentEnergy:
 
 
 class FastEnergy:
-    """`energy` with the switches of `fast`: callable (B, D) -> (B,), plus `value_and_grad`."""
+    """`energy` with the switches of `fast`: callable (B, D) -> (B,), plus `value_and_grad`
+    and, with CUDA graphs, `stepper` (the driver then replays whole steps)."""
 
     def __init__(self, energy: LatentEnergy, fast: FastPath):
         check_device(fast, energy.device)
@@ -76,12 +83,15 @@ class FastEnergy:
         self.energy = _channels_last(energy) if fast.channels_last else energy
         self.device = energy.device
         self._call = torch.compile(self._evaluate) if fast.compile else self._evaluate
-        self._graphs: dict[tuple[int, ...], _Graphed] = {}
+        if fast.cuda_graphs:
+            self.stepper = self._graph_stepper
 
     def _evaluate(self, position: Tensor) -> Tensor:
         if self.fast.autocast is None:
             return self.energy(position)
-        with torch.autocast(self.device.type, dtype=AUTOCAST[self.fast.autocast]):
+        # No cast cache inside a graph capture: a cached cast would outlive the capture.
+        with torch.autocast(self.device.type, dtype=AUTOCAST[self.fast.autocast],
+                            cache_enabled=not self.fast.cuda_graphs):
             e = self.energy(position)
         return e.float()
 
@@ -89,34 +99,12 @@ class FastEnergy:
         return self._call(position)
 
     def value_and_grad(self, position: Tensor) -> tuple[Tensor, Tensor]:
-        if not self.fast.cuda_graphs:
-            return autograd_energy_and_grad(self._call, position)
-        graphed = self._graphs.get(tuple(position.shape))
-        if graphed is None:
-            graphed = self._graphs[tuple(position.shape)] = _Graphed(self._call, position)
-        return graphed(position)
+        return autograd_energy_and_grad(self._call, position)
 
+    def _graph_stepper(self, sampler, generator, accept_sum, first_bad):
+        from .graphs import GraphStepper
 
-class _Graphed:
-    """E and grad E of `fn` at one batch shape, captured as a CUDA graph; inputs are copied in."""
-
-    def __init__(self, fn, example: Tensor):
-        self.static_in = example.detach().clone()
-        side = torch.cuda.Stream(device=example.device)
-        side.wait_stream(torch.cuda.current_stream(example.device))
-        with torch.cuda.stream(side):
-            for _ in range(GRAPH_WARMUP):
-                autograd_energy_and_grad(fn, self.static_in)
-        torch.cuda.current_stream(example.device).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.static_e, self.static_g = autograd_energy_and_grad(fn, self.static_in)
-
-    def __call__(self, position: Tensor) -> tuple[Tensor, Tensor]:
-        self.static_in.copy_(position)
-        self.graph.replay()
-        # The graph's outputs are overwritten by the next replay; a state keeps its own copy.
-        return self.static_e.clone(), self.static_g.clone()
+        return GraphStepper(sampler, self._call, generator, accept_sum, first_bad)
 
 
 def prepare(energy: LatentEnergy, fast: FastPath) -> LatentEnergy | FastEnergy:

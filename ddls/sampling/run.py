@@ -50,7 +50,8 @@ class SampleJob:
     checkpoint_every: int = 50
     resume: bool = False
     distributed: bool = False
-    fast: FastPath = field(default_factory=FastPath)
+    fast: FastPath = field(default_factory=FastPath)  # switches set by hand: they override fast_mode
+    fast_mode: str = "auto"  # 'auto' (ddls.sampling.autofast picks) or 'off'
 
 
 @dataclass
@@ -63,6 +64,7 @@ class SampleSummary:
     acceptance: float | None = None
     restarts: list = field(default_factory=list)
     written: bool = True  # False on the non-writing ranks of a distributed run
+    fast: str = "plain"  # the fast path the chains ran on
 
 
 def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None) -> SampleSummary:
@@ -93,9 +95,12 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
         save_sample_progress(state_file, identity, p)
 
     writes = group is None or group.is_writer
+    choice = choose_fast(job, model, energy)
+    if writes:
+        echo(choice.line())
     t0 = time.perf_counter()
     chunks = run_chunks(energy, config, progress=writes, on_nan=job.on_nan, resume=progress,
-                        chunks=dist.rank_chunks(config, group) if group else None, fast=job.fast,
+                        chunks=dist.rank_chunks(config, group) if group else None, fast=choice.fast,
                         save=save if job.checkpoint_every and config.steps and group is None else None,
                         save_every=job.checkpoint_every)
     if group is not None:
@@ -104,7 +109,8 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
         for _ in chunks:
             pass
         dist.shutdown(group)
-        return SampleSummary(job.out, config.n, config.steps, time.perf_counter() - t0, group.world, written=False)
+        return SampleSummary(job.out, config.n, config.steps, time.perf_counter() - t0, group.world, written=False,
+                             fast=choice.path)
     writer = SampleWriter(job.out, sample_layout(config.n, energy.dim, energy.sample_shape, method=config.method,
                                                  steps=config.steps, record_every=config.record_every),
                           resume=progress is not None)
@@ -115,7 +121,7 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
             "format": (model.meta or {}).get("format"), "data": model.data, "energy": energy.kind,
             "temperature": job.temperature, "sigma": job.sigma, "run": config.to_dict(), "on_nan": job.on_nan,
             "resumed": progress is not None, "restarts": [list(r) for r in restarts], "seconds": round(wall, 3),
-            "processes": group.world if group else 1, **({"fast": job.fast.to_dict()} if job.fast.any else {})}
+            "processes": group.world if group else 1, "fast": choice.to_dict()}
     extra = ({"record_steps": np.arange(0, config.steps + 1, config.record_every)}
              if config.steps and config.record_every else {})
     labels = energy.chain_labels(config.n)
@@ -125,7 +131,17 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
     state_file.unlink(missing_ok=True)
     dist.shutdown(group)
     acceptance = seen.accept_sum / config.n if config.method == "mala" and config.steps else None
-    return SampleSummary(job.out, config.n, config.steps, wall, group.world if group else 1, acceptance, restarts)
+    return SampleSummary(job.out, config.n, config.steps, wall, group.world if group else 1, acceptance, restarts,
+                         fast=choice.path)
+
+
+def choose_fast(job: SampleJob, model, energy):
+    """The fast path of `job` (ddls.sampling.autofast.FastChoice); on CUDA auto first checks reduced precision."""
+    from .autofast import resolve
+    from .precision import precision_gate
+
+    gate = precision_gate(model, energy, job.run) if energy.device.type == "cuda" else None
+    return resolve(job.fast_mode, job.fast, energy, job.run, precision_ok=gate)
 
 
 def describe_restarts(restarts: list) -> str:
