@@ -26,6 +26,7 @@ from .._torch import derived_seed, frozen, make_generator
 from ..errors import DDLSError
 from ..sampling.energy import LatentEnergy
 from ..training.losses import ns_d_loss
+from ..training.trainer import MAX_LR
 from .heldout import Draw, HeldOut, draw_heldout, excluding
 from .maps import Calibration, fit
 
@@ -47,8 +48,8 @@ class FinetuneConfig:
         for name in ("steps", "batch_size", "n_heldout", "eval_every", "patience"):
             if getattr(self, name) < 1:
                 raise DDLSError(f"calibration {name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise DDLSError(f"calibration learning rate must be > 0, got {self.lr}")
+        if not 0 < self.lr <= MAX_LR:  # Adam divides lr by its bias correction: huge values overflow
+            raise DDLSError(f"calibration learning rate must be in (0, {MAX_LR:g}], got {self.lr}")
 
 
 def finetune(energy: LatentEnergy, draw_real: Draw, config: FinetuneConfig, *, heldout_real: Tensor | None = None,
