@@ -36,7 +36,7 @@ TRAIN_STREAM, HELDOUT_STREAM = 3, 11  # keys of the training and held-out random
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    steps: int = 2000  # most steps; early stopping usually ends sooner
+    steps: int = 2000  # most steps; early stopping may end sooner
     batch_size: int = 256
     lr: float = 1e-4
     n_heldout: int = 1000  # held-out real and generated samples, each

@@ -48,7 +48,7 @@ def export(ckpt, out):
               help="finetune: fine-tune D, early-stopped on held-out data; platt (= logistic): fit a * score + b; "
                    "isotonic: a monotone step map (for drs and mhgan only).")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
-              help="finetune: most fine-tuning steps (early stopping usually ends sooner).")
+              help="finetune: most fine-tuning steps (early stopping may end sooner).")
 @click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
 @click.option("--lr", type=POSITIVE, default=1e-4, show_default=True)
 @click.option("--n-heldout", type=click.IntRange(min=2), default=1000, show_default=True,
