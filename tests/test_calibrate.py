@@ -194,6 +194,10 @@ def test_cli_platt_checkpoint_applies_its_map(wgan_ckpt, tmp_path):
     x = torch.randn(32, 2, generator=make_generator(0))
     with torch.no_grad():
         torch.testing.assert_close(cal.energy().score(x), rec["a"] * raw.energy().score(x) + rec["b"])
+    # the map travels with the weights into .safetensors
+    r = invoke("export", "--ckpt", out, "--out", tmp_path / "platt.safetensors")
+    assert r.exit_code == 0, r.output
+    assert load_model(tmp_path / "platt.safetensors").score_map == cal.score_map
     # the same map as the post-hoc path fits with the same seed and sample count
     _, record = make_target(raw.energy(), "platt", real_source(raw), n=2000, seed=0)
     assert (record["calibration"]["a"], record["calibration"]["b"]) == (rec["a"], rec["b"])
