@@ -79,18 +79,18 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     import ddls
     from ddls._torch import resolve_device
-    from ddls.calibration.finetune import calibrate
+    from ddls.calibration import calibrate
 
     device = resolve_device(args.device)
     model = ddls.load_any(args.ckpt, args.disc, device=device)
     print(json.dumps(ddls.formats.describe(model)), file=sys.stderr)
     if args.calibrate_steps:
-        d, losses = calibrate(model.generator, model.discriminator, model.latent_shape,
-                              cifar10_sampler(args.data_root, device), steps=args.calibrate_steps,
-                              lr=args.calibrate_lr, seed=args.seed, progress=True)
-        model.discriminator, model.energy_kind = d, "gan"
-        print(f"calibrated D: logistic loss {losses[0]:.3f} -> {losses[-1]:.3f}", file=sys.stderr)
-    energy = model.energy()
+        result = calibrate(model.energy(), "finetune", cifar10_sampler(args.data_root, device),
+                           steps=args.calibrate_steps, lr=args.calibrate_lr, seed=args.seed, progress=True)
+        energy = result.energy  # the fine-tuned D (and, for a hinge critic, its affine start map)
+        print(f"calibrated D: {result.record['note']}", file=sys.stderr)
+    else:
+        energy = model.energy()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {"paper": PAPER, "args": vars(args)}

@@ -9,11 +9,10 @@ import sys
 
 import torch
 
-from ddls.calibration.finetune import calibrate
+from ddls.calibration import calibrate
 from ddls.io.checkpoint import load_model
 from ddls.data.toy2d import get_dataset
 from ddls.sampling.driver import RunConfig, sample
-from ddls.sampling.energy import LatentEnergy
 from ddls.metrics.points2d import evaluate
 
 torch.set_num_threads(1)  # the quoted numbers were made single-threaded
@@ -32,11 +31,9 @@ def main(path: str, steps: int) -> None:
     dataset = get_dataset(model.data)
     report("critic T=1", model.energy(), dataset, steps, [1e-2, 1e-3])
     report("critic T=0.2", model.energy(temperature=0.2), dataset, steps, [1e-2, 1e-3, 1e-4])
-    d, losses = calibrate(model.generator, model.discriminator, model.latent_shape, dataset.sample,
-                          steps=2000, lr=1e-3)
-    print("calibration loss", losses[0], "->", losses[-1])
-    report("calibrated", LatentEnergy(model.generator, d, model.latent_shape, kind="gan"), dataset, steps,
-           [1e-2, 1e-3, 1e-4])
+    result = calibrate(model.energy(), "finetune", dataset.sample, steps=2000, lr=1e-3)
+    print("calibration:", result.record["note"])
+    report("calibrated", result.energy, dataset, steps, [1e-2, 1e-3, 1e-4])
 
 
 if __name__ == "__main__":

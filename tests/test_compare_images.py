@@ -134,7 +134,7 @@ def test_compare_on_images_scores_every_method_by_fid(image_ckpt, real_stats, tm
     assert (out / "compare.csv").read_text().splitlines()[0] == "method,fid,fid_lo,fid_hi,seconds,evals_per_sample,acceptance"
     record = json.loads((out / "compare.json").read_text())
     assert record["features"] == "domain" and record["reference"]["stats"] == str(real_stats)
-    assert record["calibration"]["calibration"]["kind"] == "logistic"
+    assert record["calibration"]["calibration"]["kind"] == "platt"  # logistic is its alias
     import matplotlib.image as mpimg
 
     figure = mpimg.imread(out / "compare.png")

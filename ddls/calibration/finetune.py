@@ -1,95 +1,178 @@
-"""Discriminator calibration: fine-tune D as a logistic classifier against a frozen generator.
+"""Fine-tune the discriminator as a logistic classifier against the frozen generator, stopping on held-out data.
 
 At the end of GAN training the discriminator lags the generator it last saw, and a
-WGAN critic is no logit at all. The DDLS paper fine-tunes D on top of the fixed G
-before sampling; afterwards D's output estimates log p_data/p_g and the energy kind
-is 'gan'.
+WGAN/hinge critic is no logit at all. The DDLS paper fine-tunes D on top of the fixed G
+before sampling. Left alone this overfits: D memorises the real images it is shown, its
+training loss falls towards 0 and the logit it gives DDLS gets worse. So the loss is also
+measured on held-out real images and fresh generated ones (heldout.py) every `eval_every`
+steps; the D with the lowest held-out loss is kept, training stops after `patience`
+evaluations without a new best, and if no step beats the start, the start is returned.
+
+A critic that is no logit (kind 'wgan': WGAN, hinge; 'ae': minus a reconstruction error)
+starts from its best affine map a * score + b, fitted on samples from the training part,
+so that the start is a fair logit to compare against; the map stays fixed while D is tuned
+and is stored with it.
 """
 from __future__ import annotations
 
-import math
-
 import copy
-from typing import Callable
+import math
+from dataclasses import asdict, dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .._torch import derived_seed, frozen, make_generator
 from ..errors import DDLSError
+from ..sampling.energy import LatentEnergy
 from ..training.losses import ns_d_loss
+from ..training.trainer import MAX_LR
+from .heldout import Draw, HeldOut, draw_heldout, excluding
+from .maps import Calibration, fit
+
+NOT_A_LOGIT = ("wgan", "ae")  # energy kinds whose score is no estimate of log p_data/p_g
+TRAIN_STREAM, HELDOUT_STREAM = 3, 11  # keys of the training and held-out random streams (derived_seed)
 
 
-def calibrate(generator: nn.Module, discriminator: nn.Module, latent_shape: tuple[int, ...],
-              draw_real: Callable[[int, torch.Generator], Tensor], *, steps: int, batch_size: int = 256,
-              lr: float = 1e-4, seed: int = 0, progress: bool = False,
-              score: Callable[[Tensor], Tensor] = lambda out: out) -> tuple[nn.Module, list[float]]:
-    """A fine-tuned copy of `discriminator` and its loss every step; the inputs are left as they were.
+@dataclass(frozen=True)
+class FinetuneConfig:
+    steps: int = 2000  # most steps; early stopping may end sooner
+    batch_size: int = 256
+    lr: float = 1e-4
+    n_heldout: int = 1000  # held-out real and generated samples, each
+    eval_every: int = 50  # steps between held-out evaluations
+    patience: int = 5  # evaluations without a new best before stopping
+    seed: int = 0
 
-    `score` turns D's raw output into the logit being fitted (minus the reconstruction error for an
-    auto-encoder discriminator), so the energy keeps its kind and only its scale and offset move.
-    """
-    if steps < 1:
-        raise DDLSError(f"calibration steps must be >= 1, got {steps}")
-    device = next(discriminator.parameters()).device
-    d = copy.deepcopy(discriminator).train()
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "n_heldout", "eval_every", "patience"):
+            if getattr(self, name) < 1:
+                raise DDLSError(f"calibration {name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.lr <= MAX_LR:  # Adam divides lr by its bias correction: huge values overflow
+            raise DDLSError(f"calibration learning rate must be in (0, {MAX_LR:g}], got {self.lr}")
+
+
+def finetune(energy: LatentEnergy, draw_real: Draw, config: FinetuneConfig, *, heldout_real: Tensor | None = None,
+             progress: bool = False) -> tuple[LatentEnergy, dict, int]:
+    """(the energy with the fine-tuned D, a record of the run, passes through D spent).
+
+    `energy` and its networks are left as they were. `heldout_real` replaces the held-out real
+    samples drawn from `draw_real` (e.g. a data set's test split)."""
+    if energy.label is not None:
+        raise DDLSError("fine-tuning a conditional discriminator is not supported; use platt calibration")
+    cfg = config
+    device = energy.device
+    held_gen = make_generator(derived_seed(cfg.seed, HELDOUT_STREAM), device)
+    held = draw_heldout(energy, draw_real, cfg.n_heldout, held_gen, heldout_real)
+    draw_train = excluding(draw_real, held.real)
+    gen = make_generator(derived_seed(cfg.seed, TRAIN_STREAM), device)
+    evaluations = 0
+
+    start_map, raw_loss = energy.score_map, None
+    if energy.kind in NOT_A_LOGIT and energy.score_map is None:
+        raw_loss = held.loss(energy.score)
+        start_map, spent = _affine_start(energy, draw_train, cfg, gen)
+        evaluations += spent + 2 * cfg.n_heldout
+    d = copy.deepcopy(energy.discriminator).eval()
+    tuned = _with(energy, d, start_map)
+    start = held.loss(tuned.score)
+    evaluations += 2 * cfg.n_heldout
+    if not math.isfinite(start):
+        raise DDLSError(f"the held-out logistic loss of the discriminator is {start}; check the checkpoint")
+
     for p in d.parameters():
         p.requires_grad_(True)
-    opt = torch.optim.Adam(d.parameters(), lr=lr, betas=(0.5, 0.999))
-    gen = make_generator(derived_seed(seed, 3), device)
-    losses: list[Tensor] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, desc="calibrate", unit="step", dynamic_ncols=True)
+    opt = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    best, best_step, best_state = start, 0, None
+    heldout_curve, train_curve, window = [(0, start)], [], []
+    stale, step, stopped, diverged = 0, 0, "step limit", None
+    bar = _bar(cfg.steps) if progress else None
     try:
-        with frozen(generator):
-            for _ in range(steps):
-                real = draw_real(batch_size, gen).to(device)
+        with frozen(energy.generator):
+            for step in range(1, cfg.steps + 1):
+                d.train()
+                real = draw_train(cfg.batch_size, gen).to(device)
                 with torch.no_grad():
-                    fake = generator(torch.randn(batch_size, *latent_shape, generator=gen, device=device))
-                loss = ns_d_loss(score(d(real)), score(d(fake)))
+                    fake = energy.decode(energy.prior_sample(cfg.batch_size, gen))
+                loss = ns_d_loss(tuned.score(real), tuned.score(fake))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                losses.append(loss.detach())
+                window.append(loss.detach())
+                evaluations += 4 * cfg.batch_size  # forward and backward, real and generated batches
                 if bar is not None:
                     bar.update()
+                if step % cfg.eval_every and step != cfg.steps:
+                    continue
+                d.eval()
+                train_curve.append((step, float(torch.stack(window).mean())))
+                window = []
+                now = held.loss(tuned.score)
+                evaluations += 2 * cfg.n_heldout
+                heldout_curve.append((step, now))
+                if not (math.isfinite(now) and math.isfinite(train_curve[-1][1])):
+                    stopped, diverged = "diverged", step
+                    break
+                if now < best:
+                    best, best_step, best_state, stale = now, step, copy.deepcopy(d.state_dict()), 0
+                else:
+                    stale += 1
+                    if stale >= cfg.patience:
+                        stopped = "patience"
+                        break
     finally:
         if bar is not None:
             bar.close()
-    history = torch.stack(losses).cpu().tolist()
-    if not all(math.isfinite(v) for v in history):
-        bad = next(i for i, v in enumerate(history) if not math.isfinite(v))
-        raise DDLSError(f"calibration diverged: the loss became {history[bad]} at step {bad + 1}; "
-                        f"try a smaller --lr (got {lr:g})")
-    return d.eval(), history
+    for p in d.parameters():
+        p.requires_grad_(False)
+    if best_state is None:  # no step beat the start: the start it is, never a worse D
+        out = _with(energy, energy.discriminator, start_map)
+    else:
+        d.load_state_dict(best_state)
+        out = _with(energy, d.eval(), start_map)
+    record = {
+        "kind": "finetune", **asdict(cfg), "steps_run": step, "stopped": stopped,
+        "improved": best_state is not None, "best_step": best_step,
+        "heldout_loss": {"first": start, "best": best, "final": heldout_curve[-1][1]},
+        "train_loss": {"first": train_curve[0][1] if train_curve else None,
+                       "final": train_curve[-1][1] if train_curve else None},
+        "heldout_curve": heldout_curve, "train_curve": train_curve,
+        "start_map": None if start_map is None else start_map.to_dict(),
+        "energy_before": energy.kind, "energy": out.kind,
+    }
+    if raw_loss is not None:
+        record["heldout_loss"]["raw_score"] = raw_loss
+    if diverged is not None:
+        record["diverged_at"] = diverged
+    record["note"] = (f"held-out loss {start:.4f} -> {best:.4f}, best at step {best_step} of {step} ({stopped})"
+                      if best_state is not None else
+                      f"no fine-tuning step lowered the held-out loss {start:.4f} ({step} steps, {stopped}); "
+                      f"kept the starting discriminator")
+    return out, record, evaluations
 
 
-def calibrate_file(ckpt: str, out: str, *, steps: int, batch_size: int, lr: float, seed: int, device) -> dict:
-    """Fine-tune the discriminator of ddls checkpoint `ckpt` as a logistic classifier and write `out`.
+def _with(energy: LatentEnergy, d, score_map) -> LatentEnergy:
+    """`energy` with discriminator d and score map `score_map`; a WGAN critic so calibrated is a logit."""
+    kind = "gan" if energy.kind == "wgan" else energy.kind  # same score function, now read as a logit
+    return LatentEnergy(energy.generator, d, energy.latent_shape, kind=kind, temperature=energy.temperature,
+                        sigma=energy.sigma, label=energy.label, select=energy.select, score_map=score_map)
 
-    Returns what was done: first and final loss, the energy kind before and after."""
-    import json
 
-    from ..data.real import real_source
-    from ..io.checkpoint import load_model, save_ddls
-    from ..sampling.energy import SCORES
+def _affine_start(energy: LatentEnergy, draw_train: Draw, cfg: FinetuneConfig,
+                  gen: torch.Generator) -> tuple[Calibration, int]:
+    """Platt's a, b for the raw critic, fitted on n_heldout samples of the training part."""
+    n = cfg.n_heldout
+    with torch.no_grad(), frozen(*energy.modules()):
+        real = torch.cat([energy.score(draw_train(k, gen).to(energy.device)) for k in _sizes(n, 1024)])
+        fake = torch.cat([energy.score(energy.decode(energy.prior_sample(k, gen))) for k in _sizes(n, 1024)])
+    return fit("platt", real, fake), 2 * n
 
-    model = load_model(ckpt, device)
-    draw_real = real_source(model, model.energy().sample_shape)
-    if draw_real is None:
-        raise DDLSError(f"{ckpt} does not say which data it was trained on; calibration needs its data")
-    d, losses = calibrate(model.generator, model.discriminator, model.latent_shape, draw_real,
-                          steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=True,
-                          score=SCORES[model.energy_kind])
-    kind = "gan" if model.energy_kind in ("gan", "wgan") else model.energy_kind  # the critic is now a logit
-    spec = model.meta["model"]
-    extra = dict(model.meta.get("extra") or {})
-    extra["calibration"] = {"from": str(ckpt), "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-                            "energy_before": model.energy_kind, "final_loss": losses[-1]}
-    save_ddls(out, g=model.generator, d=d, g_spec=spec["generator"], d_spec=spec["discriminator"],
-              latent_shape=model.latent_shape, energy_kind=kind, config_json=json.dumps(model.meta["config"]),
-              step=model.meta.get("step") or 0, data=model.data, extra=extra)
-    return {"first_loss": losses[0], "final_loss": losses[-1], "energy_before": model.energy_kind, "energy": kind}
+
+def _sizes(n: int, size: int) -> list[int]:
+    return [min(size, n - i) for i in range(0, n, size)]
+
+
+def _bar(total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="calibrate", unit="step", dynamic_ncols=True)

@@ -6,11 +6,13 @@ rarely is one; MH-GAN fits a map from its score to a calibrated logit on samples
 did not train on:
 
 - raw: the score as it is;
-- logistic (Platt scaling): a * score + b, fitted by maximum likelihood;
+- platt (Platt scaling; 'logistic' is its old name): a * score + b, fitted by maximum likelihood;
 - isotonic: the monotone step function of the score that best fits the labels
   (pool-adjacent-violators), read back as a logit;
-- finetune: the DDLS paper's way, ddls.calibrate: fine-tune D itself as a logistic
+- finetune: the DDLS paper's way (finetune.py): fine-tune D itself as a logistic
   classifier on the frozen generator (the map is then the identity).
+
+ddls.calibration.calibrate is the one entry point to all four.
 """
 from __future__ import annotations
 
@@ -23,7 +25,17 @@ from torch import Tensor
 
 from ..errors import DDLSError
 
-KINDS = ("raw", "logistic", "isotonic", "finetune")
+KINDS = ("raw", "platt", "isotonic", "finetune")
+ALIASES = {"logistic": "platt"}  # the name `--calibration` used first
+
+
+def canonical(kind: str) -> str:
+    """The calibration's own name for `kind` (an alias resolved); unknown names are refused."""
+    kind = ALIASES.get(kind, kind)
+    if kind not in KINDS:
+        raise DDLSError(f"unknown calibration {kind!r}; choose one of {', '.join(KINDS)} "
+                        f"({', '.join(f'{k} = {v}' for k, v in ALIASES.items())})")
+    return kind
 PROB_CLIP = 1e-6  # isotonic probabilities are kept in [1e-6, 1 - 1e-6]: logits within +-13.8
 
 
@@ -32,17 +44,24 @@ class Calibration:
     """A monotone map from the discriminator's score to a calibrated logit."""
 
     kind: str = "raw"
-    a: float = 1.0  # logistic: a * score + b
+    a: float = 1.0  # platt: a * score + b
     b: float = 0.0
     knots: tuple[float, ...] = ()  # isotonic: scores ...
     probs: tuple[float, ...] = ()  # ... and P(real) at them, linearly interpolated between
+
+    def __post_init__(self):
+        object.__setattr__(self, "kind", canonical(self.kind))
 
     @property
     def differentiable(self) -> bool:
         return self.kind != "isotonic"
 
+    @property
+    def identity(self) -> bool:
+        return self.kind in ("raw", "finetune") or (self.kind == "platt" and self.a == 1 and self.b == 0)
+
     def __call__(self, score: Tensor) -> Tensor:
-        if self.kind == "logistic":
+        if self.kind == "platt":
             return self.a * score + self.b
         if self.kind == "isotonic":
             knots = torch.tensor(self.knots, dtype=score.dtype, device=score.device)
@@ -51,12 +70,36 @@ class Calibration:
         return score
 
     def to_dict(self) -> dict:
+        """A short record of the map (the isotonic knots only counted)."""
         out: dict = {"kind": self.kind}
-        if self.kind == "logistic":
+        if self.kind == "platt":
             out.update(a=self.a, b=self.b)
         if self.kind == "isotonic":
             out["knots"] = len(self.knots)
         return out
+
+    def state(self) -> dict:
+        """All of the map, as JSON-ready data (what a checkpoint stores); `from_state` reads it back."""
+        return {"kind": self.kind, "a": self.a, "b": self.b, "knots": list(self.knots), "probs": list(self.probs)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Calibration":
+        try:
+            return cls(state["kind"], a=float(state.get("a", 1.0)), b=float(state.get("b", 0.0)),
+                       knots=tuple(map(float, state.get("knots", ()))), probs=tuple(map(float, state.get("probs", ()))))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DDLSError(f"the stored calibration map is malformed ({exc!r}); recalibrate the checkpoint") from None
+
+    def then(self, outer: "Calibration") -> "Calibration":
+        """The map outer(self(score)), for two affine maps (or either one the identity)."""
+        if outer.identity:
+            return self
+        if self.identity:
+            return outer
+        if self.kind == outer.kind == "platt":
+            return Calibration("platt", a=outer.a * self.a, b=outer.a * self.b + outer.b)
+        raise DDLSError(f"a {outer.kind} map cannot be put on top of a {self.kind} map; start from the "
+                        f"uncalibrated checkpoint")
 
 
 RAW = Calibration()
@@ -132,18 +175,17 @@ def fit_isotonic(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
 
 def fit(kind: str, real_scores: Tensor, fake_scores: Tensor) -> Calibration:
     """The calibration of `kind` fitted to scores of held-out real (label 1) and generated (label 0) samples."""
-    if kind not in KINDS:
-        raise DDLSError(f"unknown calibration {kind!r}; choose one of {', '.join(KINDS)}")
+    kind = canonical(kind)
     if kind in ("raw", "finetune"):
         return Calibration(kind)
     scores = torch.cat([real_scores, fake_scores]).detach().cpu().double().numpy()
     labels = np.r_[np.ones(len(real_scores)), np.zeros(len(fake_scores))]
     if not np.isfinite(scores).all():
         raise DDLSError("the discriminator gave NaN/inf scores on calibration samples; check the checkpoint")
-    if kind == "logistic":
+    if kind == "platt":
         a, b = fit_logistic(scores, labels)
         if not (math.isfinite(a) and math.isfinite(b)):
-            raise DDLSError("logistic calibration did not converge; try --calibration isotonic or raw")
-        return Calibration("logistic", a=a, b=b)
+            raise DDLSError("Platt (logistic) calibration did not converge; try isotonic or raw calibration")
+        return Calibration("platt", a=a, b=b)
     knots, probs = fit_isotonic(scores, labels)
     return Calibration("isotonic", knots=tuple(knots.tolist()), probs=tuple(probs.tolist()))

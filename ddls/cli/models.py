@@ -44,19 +44,41 @@ def export(ckpt, out):
 
 @click.command()
 @click.option("--ckpt", required=True, help="Checkpoint written by `ddls train` (2-D or images).")
+@click.option("--method", default="finetune", show_default=True,
+              help="finetune: fine-tune D, early-stopped on held-out data; platt (= logistic): fit a * score + b; "
+                   "isotonic: a monotone step map (for drs and mhgan only).")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
-              help="Discriminator fine-tuning steps.")
+              help="finetune: most fine-tuning steps (early stopping may end sooner).")
 @click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
 @click.option("--lr", type=POSITIVE, default=1e-4, show_default=True)
+@click.option("--n-heldout", type=click.IntRange(min=2), default=1000, show_default=True,
+              help="finetune: held-out real and generated samples, each.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=50, show_default=True,
+              help="finetune: steps between held-out evaluations.")
+@click.option("--patience", type=click.IntRange(min=1), default=5, show_default=True,
+              help="finetune: evaluations without a new best held-out loss before stopping.")
+@click.option("--n", "n", type=click.IntRange(min=2), default=5000, show_default=True,
+              help="platt/isotonic: real and generated samples, each, to fit the map on.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Calibrated checkpoint to write.")
-def calibrate(ckpt, steps, batch_size, lr, seed, device, out):
-    """Fine-tune the discriminator as a logistic classifier against the frozen generator."""
+def calibrate(ckpt, method, steps, batch_size, lr, n_heldout, eval_every, patience, n, seed, device, out):
+    """Calibrate the discriminator into a logit against the frozen generator; write a ddls checkpoint."""
     from .._torch import resolve_device
-    from ..calibration.finetune import calibrate_file
+    from ..calibration.run import calibrate_file
 
-    done = calibrate_file(ckpt, out, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                          device=resolve_device(device))
-    echo_err(f"wrote {out}: discriminator fine-tuned for {steps} steps, logistic loss "
-             f"{done['first_loss']:.3f} -> {done['final_loss']:.3f}; energy kind now {done['energy']!r}")
+    done = calibrate_file(ckpt, out, method=method, device=resolve_device(device), steps=steps,
+                          batch_size=batch_size, lr=lr, n_heldout=n_heldout, eval_every=eval_every,
+                          patience=patience, n=n, seed=seed)
+    if done["kind"] == "finetune":
+        held, train = done["heldout_loss"], done["train_loss"]
+        how = (f"held-out logistic loss {held['first']:.3f} -> {held['best']:.3f} (best at step {done['best_step']}, "
+               f"final {held['final']:.3f}; training loss {train['first']:.3f} -> {train['final']:.3f}), "
+               f"{done['steps_run']} steps, stopped by {done['stopped']}")
+        if not done["improved"]:
+            how += "; no step improved on the start, so the discriminator is unchanged"
+    elif done["kind"] == "platt":
+        how = f"Platt map {done['a']:.4g} * score + {done['b']:.4g} (on Langevin: temperature / {done['a']:.4g})"
+    else:
+        how = f"isotonic map with {done['knots']} knots (for drs and mhgan; gradient samplers refuse it)"
+    echo_err(f"wrote {out}: {how}; energy kind now {done['energy']!r}")

@@ -30,13 +30,15 @@ class _PercentOrNone(click.ParamType):
 
 
 POSTHOC_OPTIONS = [  # settings of the post-hoc samplers; each command gets them as one dict `posthoc`
-    click.option("--calibration", type=click.Choice(["raw", "logistic", "isotonic", "finetune"]), default="raw",
+    click.option("--calibration", type=click.Choice(["raw", "platt", "logistic", "isotonic", "finetune"]), default="raw",
                  show_default=True, help="Map the discriminator's score to a calibrated logit, fitted on held-out "
-                                         "real and generated samples (post-hoc methods and compare)."),
+                                         "real and generated samples (post-hoc methods and compare); logistic = platt. "
+                                         "The same code as `ddls calibrate --method`."),
     click.option("--calibration-n", type=click.IntRange(min=2), default=5000, show_default=True,
-                 help="Held-out real and generated samples each, for logistic/isotonic calibration."),
+                 help="Real and generated samples each, for platt/isotonic calibration."),
     click.option("--calibration-steps", "finetune_steps", type=click.IntRange(min=1), default=2000,
-                 show_default=True, help="Fine-tuning steps for --calibration finetune."),
+                 show_default=True, help="Most fine-tuning steps for --calibration finetune (early-stopped on "
+                                         "held-out data, as in `ddls calibrate`)."),
     click.option("--drs-pilot", type=click.IntRange(min=1), default=10000, show_default=True,
                  help="DRS: generated samples whose largest logit first estimates the maximum."),
     click.option("--drs-gamma-percentile", type=_PercentOrNone(), default="95", show_default=True,

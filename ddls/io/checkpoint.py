@@ -62,6 +62,7 @@ class Model:
     label: Any = None  # class of a conditional model: an int for every chain, or one per chain
     select: Any = None  # picks the score from D's output; see energy.make_selector
     num_classes: int = 0  # > 0: a conditional model, which needs a label
+    score_map: Any = None  # a calibration map stored by `ddls calibrate` (ddls.calibration.maps.Calibration)
 
     def __post_init__(self):
         # a loaded model samples: batch norm uses its running statistics, whoever calls the energy
@@ -82,7 +83,7 @@ class Model:
                                 f"classes (0..{self.num_classes - 1})")
         return LatentEnergy(self.generator, self.discriminator, self.latent_shape,
                             kind=kind or self.energy_kind, temperature=temperature, sigma=sigma,
-                            label=label, select=self.select)
+                            label=label, select=self.select, score_map=self.score_map)
 
     def to(self, device: torch.device | str) -> "Model":
         self.generator.to(device)
@@ -93,12 +94,14 @@ class Model:
 def save_ddls(path: str | os.PathLike, *, g: nn.Module, d: nn.Module, g_spec: dict, d_spec: dict,
               latent_shape: tuple[int, ...], energy_kind: str, config_json: str, step: int,
               data: str | None = None, optim_g: dict | None = None, optim_d: dict | None = None,
-              extra: dict[str, Any] | None = None) -> Path:
+              extra: dict[str, Any] | None = None, score_map: dict | None = None) -> Path:
+    """`score_map`: the state of a calibration map the energy applies to the score (Calibration.state())."""
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": json.dumps({"generator": g_spec, "discriminator": d_spec, "latent_shape": list(latent_shape),
-                             "energy": energy_kind, "data": data}),
+                             "energy": energy_kind, "data": data,
+                             **({"score_map": score_map} if score_map else {})}),
         "config": config_json,
         "step": int(step),
         "generator": g.state_dict(),
@@ -147,4 +150,9 @@ def model_from_payload(ckpt: Any, path: Path) -> Model:
     load_state(d, ckpt["discriminator"], "discriminator", path)
     meta = {"config": json.loads(ckpt.get("config") or "{}"), "step": ckpt.get("step"), "model": model,
             "extra": json.loads(ckpt.get("extra") or "{}"), "format": FORMAT}
-    return Model(g, d, tuple(model["latent_shape"]), model["energy"], model.get("data"), meta)
+    score_map = None
+    if model.get("score_map"):
+        from ..calibration.maps import Calibration
+
+        score_map = Calibration.from_state(model["score_map"])
+    return Model(g, d, tuple(model["latent_shape"]), model["energy"], model.get("data"), meta, score_map=score_map)

@@ -47,21 +47,21 @@ class LatentLogit:
     def as_energy(self) -> LatentEnergy:
         """The DDLS energy -log p0(z) - d(G(z)) for this calibrated logit.
 
-        A logistic calibration a*s + b is the score at temperature T/a (b is a constant
+        A Platt (logistic) calibration a*s + b is the score at temperature T/a (b is a constant
         energy shift, which no sampler sees); a non-differentiable one cannot drive Langevin.
         """
         if not self.calibration.differentiable:
             raise DDLSError(f"{self.calibration.kind} calibration is a step function, so gradient samplers "
-                            f"(ddls, mala, dot, dgflow) cannot use it; choose raw, logistic or finetune")
-        if self.calibration.kind != "logistic":
+                            f"(ddls, mala, dot, dgflow) cannot use it; choose raw, platt or finetune")
+        if self.calibration.kind != "platt":
             return self.energy
         if not self.calibration.a > 0:
-            raise DDLSError(f"logistic calibration found slope {self.calibration.a:.3g} <= 0: the discriminator "
+            raise DDLSError(f"Platt (logistic) calibration found slope {self.calibration.a:.3g} <= 0: the discriminator "
                             f"ranks generated samples above real ones; it cannot guide sampling")
         e = self.energy
         return LatentEnergy(e.generator, e.discriminator, e.latent_shape, kind=e.kind,
                             temperature=e.temperature / self.calibration.a, sigma=e.sigma, label=e.label,
-                            select=e.select)
+                            select=e.select, score_map=e.score_map)
 
 
 @dataclass
@@ -78,37 +78,19 @@ class PosthocResult:
 
 
 DrawReal = Callable[[int, torch.Generator], Tensor]  # n real samples, drawn with the given generator
-CALIBRATION_STREAM = 7_000_001  # key of the calibration samples' random stream (see derived_seed)
 
 
 def make_target(energy: LatentEnergy, calibration: str, draw_real: DrawReal | None = None, *, n: int = 5000, seed: int = 0,
                 finetune_steps: int = 2000) -> tuple[LatentLogit, dict]:
-    """The LatentLogit for `calibration`, fitted on n held-out real and n generated samples.
+    """The LatentLogit for `calibration` (raw, platt/logistic, isotonic, finetune), by ddls.calibration.calibrate:
+    the same fit `ddls calibrate` makes for the same seed. n: samples each for platt/isotonic.
 
     Returns it with a record of the fit: {'calibration': ..., 'evaluations': passes through D spent}.
     """
-    from .._torch import derived_seed, frozen, make_generator
-    from ..calibration.finetune import calibrate
-    from ..calibration.maps import fit
+    from ..calibration import calibrate
 
-    if calibration == "raw":
-        return LatentLogit(energy), {"calibration": RAW.to_dict(), "evaluations": 0}
-    if draw_real is None:
+    if calibration != "raw" and draw_real is None:
         raise DDLSError(f"{calibration} calibration needs real samples, and this checkpoint names no data "
                         f"source (ddls checkpoints name theirs: 2-D data or an image data set); use --calibration raw")
-    if calibration == "finetune":
-        batch = 256
-        d, losses = calibrate(energy.generator, energy.discriminator, energy.latent_shape, draw_real,
-                              steps=finetune_steps, batch_size=batch, seed=seed)
-        tuned = LatentEnergy(energy.generator, d, energy.latent_shape, kind="gan", temperature=energy.temperature,
-                             sigma=energy.sigma, label=energy.label, select=energy.select)
-        # each step: D forward and backward on a real and a generated batch
-        return LatentLogit(tuned, Calibration("finetune")), {
-            "calibration": {"kind": "finetune", "steps": finetune_steps, "final_loss": losses[-1]},
-            "evaluations": 4 * batch * finetune_steps}
-    gen = make_generator(derived_seed(seed, CALIBRATION_STREAM), energy.device)
-    with torch.no_grad(), frozen(*energy.modules()):
-        real = energy.score(draw_real(n, gen).to(energy.device))
-        fake = energy.score(energy.decode(energy.prior_sample(n, gen)))
-    cal = fit(calibration, real, fake)
-    return LatentLogit(energy, cal), {"calibration": cal.to_dict(), "evaluations": 2 * n}
+    result = calibrate(energy, calibration, draw_real, n=n, seed=seed, steps=finetune_steps)
+    return LatentLogit(result.energy, result.map), {"calibration": result.record, "evaluations": result.evaluations}

@@ -127,6 +127,9 @@ class LatentEnergy:
         chain (a sequence or 1-D tensor); then the energy is called on all chains at once, or on the
         chains [start, stop) through `for_chains(start, stop)` (the driver does so chunk by chunk).
     select: picks the score from D's output (see make_selector): a dict key, a tuple index, a function.
+    score_map: a calibration stored with the model (ddls.calibration.maps.Calibration: Platt's a * s + b
+        or an isotonic step function), applied to the score; a step function has no gradient, so an
+        energy holding one refuses gradient samplers.
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class LatentEnergy:
         sigma: float = 0.0,
         label: Label = None,
         select: str | int | Callable[[Any], Tensor] | None = None,
+        score_map: Callable[[Tensor], Tensor] | None = None,
     ):
         if kind not in SCORES:
             raise DDLSError(f"unknown energy kind {kind!r}; choose one of {', '.join(sorted(SCORES))}")
@@ -157,6 +161,7 @@ class LatentEnergy:
         if isinstance(self.label, Tensor):
             self.label = self.label.to(self.device)
         self.select = make_selector(select)
+        self.score_map = score_map
         self.latent_dim = math.prod(self.latent_shape)
         self.sample_shape = self._probe_sample_shape()
         self.dim = self.latent_dim + (math.prod(self.sample_shape) if self.sigma > 0 else 0)
@@ -227,7 +232,14 @@ class LatentEnergy:
         """Estimated log p_data/p_g at samples x, shape (B,)."""
         raw = self.discriminator(x, *self._labels(x.shape[0], x.device))
         out = _as_batch_vector(self.select(raw), x.shape[0], "discriminator")
-        return SCORES[self.kind](out)
+        score = SCORES[self.kind](out)
+        if self.score_map is None:
+            return score
+        if torch.is_grad_enabled() and x.requires_grad and not getattr(self.score_map, "differentiable", True):
+            raise DDLSError(f"this model's {getattr(self.score_map, 'kind', 'stored')} calibration is a step "
+                            f"function, so gradient samplers (ddls, mala, dot, dgflow) cannot use it; use drs or "
+                            f"mhgan, or calibrate the model with platt or finetune")
+        return self.score_map(score)
 
     def __call__(self, position: Tensor) -> Tensor:
         if position.dim() != 2 or position.shape[1] != self.dim:

@@ -1,0 +1,48 @@
+"""`ddls calibrate`'s work: load a ddls checkpoint, calibrate its discriminator, write the result as a checkpoint.
+
+The written checkpoint holds the (fine-tuned) discriminator and, for platt and isotonic, the
+fitted map, which its energy applies to the score: a platt map a * s + b acts on Langevin
+as temperature T / a (b shifts every energy alike); an isotonic map is a step function,
+which its energy refuses to gradient samplers (ddls, mala, dot, dgflow).
+"""
+from __future__ import annotations
+
+import json
+
+from ..errors import DDLSError
+from .methods import calibrate
+
+
+def calibrate_file(ckpt: str, out: str, *, method: str = "finetune", device="cpu", **settings) -> dict:
+    """Calibrate the discriminator of ddls checkpoint `ckpt` by `method` and write `out`.
+
+    `settings` are `calibrate`'s (n, n_heldout, steps, lr, batch_size, eval_every, patience, seed).
+    Returns the calibration's record, with the energy kind before and after."""
+    from ..data.real import real_source
+    from ..io.checkpoint import load_model, save_ddls
+
+    from .maps import canonical
+
+    if canonical(method) == "raw":
+        raise DDLSError("raw calibration changes nothing; choose platt, isotonic or finetune")
+    model = load_model(ckpt, device)
+    energy = model.energy()
+    draw_real = real_source(model, energy.sample_shape)
+    if draw_real is None:
+        raise DDLSError(f"{ckpt} does not say which data it was trained on; calibration needs its data")
+    result = calibrate(energy, method, draw_real, progress=True, **settings)
+    stored = result.stored_map()
+    kind = result.energy.kind
+    if kind == "wgan" and stored is not None:
+        kind = "gan"  # the critic, mapped by a map fitted as a logit, is one
+    record = {**result.record, "from": str(ckpt), "method": result.map.kind, "energy_before": model.energy_kind,
+              "energy": kind, "evaluations": result.evaluations,
+              "score_map": None if stored is None else stored.to_dict()}
+    spec = model.meta["model"]
+    extra = dict(model.meta.get("extra") or {})
+    extra["calibration"] = record
+    save_ddls(out, g=model.generator, d=result.energy.discriminator, g_spec=spec["generator"],
+              d_spec=spec["discriminator"], latent_shape=model.latent_shape, energy_kind=kind,
+              config_json=json.dumps(model.meta["config"]), step=model.meta.get("step") or 0, data=model.data,
+              extra=extra, score_map=None if stored is None else stored.state())
+    return record
