@@ -67,17 +67,25 @@ def calibrate(generator: nn.Module, discriminator: nn.Module, latent_shape: tupl
     return d.eval(), history
 
 
-def calibrate_file(ckpt: str, out: str, *, steps: int, batch_size: int, lr: float, seed: int, device) -> dict:
-    """Fine-tune the discriminator of ddls checkpoint `ckpt` as a logistic classifier and write `out`.
+def calibrate_file(ckpt: str, out: str, *, steps: int, batch_size: int, lr: float, seed: int, device,
+                   factory: str | None = None) -> dict:
+    """Fine-tune the discriminator of ddls checkpoint `ckpt` (or of your own networks, built by `factory`
+    or saved by `ddls.save`) as a logistic classifier and write `out` in the same format.
 
     Returns what was done: first and final loss, the energy kind before and after."""
     import json
 
     from ..data.real import real_source
-    from ..io.checkpoint import load_model, save_ddls
+    from ..formats import own
+    from ..io.checkpoint import load_model, read_checkpoint, save_ddls
     from ..sampling.energy import SCORES
 
-    model = load_model(ckpt, device)
+    if factory is not None or own.detect(read_checkpoint(ckpt), ckpt):
+        from ..formats import load_any
+
+        model = load_any(ckpt, device=device, factory=factory)
+    else:
+        model = load_model(ckpt, device)
     draw_real = real_source(model, model.energy().sample_shape)
     if draw_real is None:
         raise DDLSError(f"{ckpt} does not say which data it was trained on; calibration needs its data")
@@ -85,11 +93,18 @@ def calibrate_file(ckpt: str, out: str, *, steps: int, batch_size: int, lr: floa
                           steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=True,
                           score=SCORES[model.energy_kind])
     kind = "gan" if model.energy_kind in ("gan", "wgan") else model.energy_kind  # the critic is now a logit
+    done = {"from": str(ckpt), "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+            "energy_before": model.energy_kind, "final_loss": losses[-1]}
+    summary = {"first_loss": losses[0], "final_loss": losses[-1], "energy_before": model.energy_kind, "energy": kind}
+    if model.meta.get("format") == "own":
+        model.discriminator, model.energy_kind = d, kind
+        model.meta["config"] = {**(model.meta.get("config") or {}), "calibration": done}
+        own.save(model, out)
+        return summary
     spec = model.meta["model"]
     extra = dict(model.meta.get("extra") or {})
-    extra["calibration"] = {"from": str(ckpt), "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-                            "energy_before": model.energy_kind, "final_loss": losses[-1]}
+    extra["calibration"] = done
     save_ddls(out, g=model.generator, d=d, g_spec=spec["generator"], d_spec=spec["discriminator"],
               latent_shape=model.latent_shape, energy_kind=kind, config_json=json.dumps(model.meta["config"]),
               step=model.meta.get("step") or 0, data=model.data, extra=extra)
-    return {"first_loss": losses[0], "final_loss": losses[-1], "energy_before": model.energy_kind, "energy": kind}
+    return summary

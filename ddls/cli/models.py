@@ -6,18 +6,20 @@ import json
 import click
 
 from ..errors import DDLSError
-from .common import CKPT_HELP, DISC_HELP, POSITIVE, echo_err
+from .common import CKPT_HELP, DISC_HELP, POSITIVE, echo_err, model_option
 
 
 @click.command()
 @click.option("--ckpt", required=True, help=CKPT_HELP)
 @click.option("--disc", default=None, help=DISC_HELP)
+@model_option
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def inspect(ckpt, disc, as_json):
+def inspect(ckpt, disc, factory, as_json):
     """Show what a checkpoint holds (format, architecture, latent size, parameters) before a long run."""
     from ..formats import describe, load_any
 
-    info = {"ckpt": str(ckpt), **({"disc": str(disc)} if disc else {}), **describe(load_any(ckpt, disc))}
+    model = load_any(ckpt, disc, factory=factory)
+    info = {"ckpt": str(ckpt), **({"disc": str(disc)} if disc else {}), **describe(model)}
     if as_json:
         click.echo(json.dumps(info))
     else:
@@ -43,7 +45,8 @@ def export(ckpt, out):
 
 
 @click.command()
-@click.option("--ckpt", required=True, help="Checkpoint written by `ddls train` (2-D or images).")
+@click.option("--ckpt", required=True, help="Checkpoint written by `ddls train` (2-D or images) or `ddls.save`.")
+@model_option
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Discriminator fine-tuning steps.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
@@ -51,12 +54,12 @@ def export(ckpt, out):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Calibrated checkpoint to write.")
-def calibrate(ckpt, steps, batch_size, lr, seed, device, out):
+def calibrate(ckpt, factory, steps, batch_size, lr, seed, device, out):
     """Fine-tune the discriminator as a logistic classifier against the frozen generator."""
     from .._torch import resolve_device
     from ..calibration.finetune import calibrate_file
 
     done = calibrate_file(ckpt, out, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                          device=resolve_device(device))
+                          device=resolve_device(device), factory=factory)
     echo_err(f"wrote {out}: discriminator fine-tuned for {steps} steps, logistic loss "
              f"{done['first_loss']:.3f} -> {done['final_loss']:.3f}; energy kind now {done['energy']!r}")

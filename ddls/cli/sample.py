@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import DDLSError
 from ..sampling.run import EACH
-from .common import CKPT_HELP, DISC_HELP, POSITIVE, LabelType, chain_options, echo_err, energy_options
+from .common import CKPT_HELP, DISC_HELP, POSITIVE, LabelType, chain_options, echo_err, energy_options, model_option
 from .posthoc import method_option, posthoc_options
 
 
@@ -24,6 +24,7 @@ def fast_options(f):
 @click.command()
 @click.option("--ckpt", required=True, help=CKPT_HELP)
 @click.option("--disc", default=None, help=DISC_HELP)
+@model_option
 @click.option("--label", type=LabelType(), default=None, metavar="K|each",
               help="Class of a conditional model, G(z, y) and D(x, y): K for every chain, or 'each': chain i "
                    "gets class i mod num_classes. Saved per chain as `y`.")
@@ -45,7 +46,7 @@ def fast_options(f):
 @energy_options
 @fast_options
 @posthoc_options
-def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume, method,
+def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume, method,
            noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, distributed, compile_,
            autocast, cuda_graphs, channels_last, posthoc):
     """Draw samples with DDLS (Langevin in latent space) or another post-hoc sampler; write them as .npz."""
@@ -59,17 +60,17 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
                             "raw calibration")
         if grid:
             raise DDLSError("--grid is for --method ddls/mala; plot the .npz samples instead")
-        model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind, disc, label)
+        model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind, disc, label, factory=factory)
         run_posthoc_sampling(model, energy, method, out, n=n, seed=seed, chunk_size=chunk_size, steps=steps,
                              eps=eps, noise_scale=noise_scale, posthoc=posthoc, echo=echo_err,
-                             meta={"ckpt": str(ckpt), "disc": disc, "label": label, "temperature": temperature,
+                             meta={"ckpt": str(ckpt), "disc": disc, "factory": factory, "label": label, "temperature": temperature,
                                    "sigma": sigma})
         return
     fast = FastPath(compile=compile_, autocast=None if autocast == "off" else autocast, cuda_graphs=cuda_graphs,
                     channels_last=channels_last)
     config = RunConfig(n=n, steps=steps, method="mala" if mala or method == "mala" else "ula", eps=eps,
                        noise_scale=noise_scale, seed=seed, chunk_size=chunk_size, record_every=record_every)
-    job = SampleJob(ckpt=ckpt, out=out, run=config, disc=disc, label=label, temperature=temperature, sigma=sigma,
+    job = SampleJob(ckpt=ckpt, out=out, run=config, disc=disc, factory=factory, label=label, temperature=temperature, sigma=sigma,
                     energy_kind=energy_kind, device=device, on_nan=on_nan, checkpoint_every=checkpoint_every,
                     resume=resume, distributed=distributed, fast=fast)
     done = run_sampling(job, echo=echo_err)

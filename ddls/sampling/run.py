@@ -19,12 +19,14 @@ EACH = "each"  # label 'each': chain i gets class i mod num_classes
 
 def load_energy(ckpt: str, device: str = "auto", temperature: float = 1.0, sigma: float = 0.0,
                 energy_kind: str | None = None, disc: str | None = None, label: int | str | None = None,
-                n: int = 0):
-    """(model, its latent energy) from any checkpoint format; label EACH cycles n chains through the classes."""
+                n: int = 0, factory: str | None = None):
+    """(model, its latent energy) from any checkpoint format; label EACH cycles n chains through the classes.
+    factory: the function that builds your own networks (`pkg.mod:fn` or `file.py:fn`), whose weights are in ckpt."""
     from ..formats import load_any
     from .energy import cycle_labels
 
-    model = load_any(ckpt, disc, label=None if label == EACH else label, device=resolve_device(device))
+    model = load_any(ckpt, disc, label=None if label == EACH else label, device=resolve_device(device),
+                     factory=factory)
     chains = None
     if label == EACH:
         if not model.num_classes:
@@ -41,6 +43,7 @@ class SampleJob:
     out: str
     run: RunConfig
     disc: str | None = None
+    factory: str | None = None  # the function that builds your own networks; their weights are in ckpt
     label: int | str | None = None
     temperature: float = 1.0
     sigma: float = 0.0
@@ -76,10 +79,10 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
     if group is not None and job.resume:
         raise DDLSError("resuming is not supported in distributed runs; rerun without it")
     model, energy = load_energy(job.ckpt, str(group.device) if group else job.device, job.temperature, job.sigma,
-                                job.energy_kind, job.disc, job.label, config.n)
+                                job.energy_kind, job.disc, job.label, config.n, job.factory)
     state_file = resume_path(job.out)
     identity = {"ckpt_sha256": file_digest(job.ckpt), "disc_sha256": file_digest(job.disc) if job.disc else None,
-                "label": job.label, "energy": energy.kind, "temperature": job.temperature,
+                **({"factory": job.factory} if job.factory else {}), "label": job.label, "energy": energy.kind, "temperature": job.temperature,
                 "sigma": job.sigma, "device": str(energy.device), "run": config.to_dict()}
     progress = None
     if group is None:
@@ -111,7 +114,8 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
     seen = stream_chunks(writer, chunks, keep_spool=state_file.exists)
     restarts = (progress.restarts if progress is not None else []) + seen.restarts
     wall = time.perf_counter() - t0
-    meta = {"ckpt": str(job.ckpt), "disc": job.disc, "label": job.label,
+    meta = {"ckpt": str(job.ckpt), "disc": job.disc, **({"factory": job.factory} if job.factory else {}),
+            "label": job.label,
             "format": (model.meta or {}).get("format"), "data": model.data, "energy": energy.kind,
             "temperature": job.temperature, "sigma": job.sigma, "run": config.to_dict(), "on_nan": job.on_nan,
             "resumed": progress is not None, "restarts": [list(r) for r in restarts], "seconds": round(wall, 3),

@@ -183,17 +183,18 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
           sample_shape: int | tuple[int, ...], *, device: torch.device | str = "cpu", progress: bool = False,
           start: TrainProgress | None = None, save: Callable[[TrainProgress], None] | None = None,
           save_every: int = 0, snapshot: Callable[[int, nn.Module], None] | None = None,
-          snapshot_every: int = 0) -> Trained:
+          snapshot_every: int = 0, networks: tuple[nn.Module, nn.Module] | None = None) -> Trained:
     """Train from scratch, or from `start`. `draw_real(n, generator)` returns a batch of real samples.
 
     `save(progress)` is called every `save_every` steps; `start=progress` continues such a
     run and ends, on the same device, with exactly the weights of an uninterrupted one.
     `snapshot(step, generator)` (sample grids) is called every `snapshot_every` steps and
-    must not use the training's random stream.
+    must not use the training's random stream. `networks=(G, D)` trains those (taking (B, z_dim)
+    latents) instead of the config's architectures.
     """
     device = torch.device(device)
     family = config.family
-    g, d, g_spec, d_spec = build_models(config, sample_shape)
+    g, d, g_spec, d_spec = build_models(config, sample_shape) if networks is None else (*networks, {}, {})
     g, d = g.to(device), d.to(device)
     opt_g = _optimizer(family.optimizer, g.parameters(), config.lr_g, config)
     opt_d = _optimizer(family.optimizer, d.parameters(), config.lr_d, config)
