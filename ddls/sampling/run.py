@@ -9,8 +9,9 @@ from typing import Callable
 
 import numpy as np
 
+from .._interrupt import deferred_interrupt
 from .._torch import resolve_device
-from ..errors import DDLSError
+from ..errors import DDLSError, Interrupted
 from .driver import RunConfig, run_chunks
 from .fastpath import FastPath
 
@@ -111,7 +112,11 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
     writer = SampleWriter(job.out, sample_layout(config.n, energy.dim, energy.sample_shape, method=config.method,
                                                  steps=config.steps, record_every=config.record_every),
                           resume=progress is not None)
-    seen = stream_chunks(writer, chunks, keep_spool=state_file.exists)
+    try:
+        with deferred_interrupt():  # Ctrl-C stops between steps and saves the progress
+            seen = stream_chunks(writer, chunks, keep_spool=state_file.exists)
+    except KeyboardInterrupt:
+        raise Interrupted(state_file if state_file.exists() else None) from None
     restarts = (progress.restarts if progress is not None else []) + seen.restarts
     wall = time.perf_counter() - t0
     meta = {"ckpt": str(job.ckpt), "disc": job.disc, **({"factory": job.factory} if job.factory else {}),

@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from .._interrupt import stop_requested
 from .._torch import derived_seed, make_generator
 from ..errors import DDLSError
 from .losses import LossFamily, began_convergence, get_loss, gradient_penalty, pulling_away
@@ -227,8 +228,16 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
     def noise() -> Tensor:
         return torch.randn(bs, config.z_dim, generator=gen, device=device)
 
+    def progress_at(step: int) -> TrainProgress:
+        return TrainProgress(step, g.state_dict(), d.state_dict(), opt_g.state_dict(), opt_d.state_dict(),
+                             history, gen.get_state(), {"k": k.detach().cpu()})
+
     try:
         for step in range(done + 1, config.steps + 1):
+            if stop_requested():  # Ctrl-C: the previous step is whole; save it for a resume
+                if save is not None:
+                    save(progress_at(step - 1))
+                raise KeyboardInterrupt
             for _ in range(config.critic_steps):
                 real = draw_real(bs, gen).to(device)
                 with torch.no_grad():
@@ -278,8 +287,7 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
             if snapshot is not None and snapshot_every and (step % snapshot_every == 0 or step == config.steps):
                 snapshot(step, g)
             if save is not None and save_every and step % save_every == 0 and step < config.steps:
-                save(TrainProgress(step, g.state_dict(), d.state_dict(), opt_g.state_dict(), opt_d.state_dict(),
-                                   history, gen.get_state(), {"k": k.detach().cpu()}))
+                save(progress_at(step))
     finally:
         if bar is not None:
             bar.close()
