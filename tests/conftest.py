@@ -54,18 +54,20 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def invoke(*args):
-    """Run the ddls CLI in-process; arguments may be paths or numbers."""
+def invoke(*args, catch_exceptions=False):
+    """Run the ddls CLI in-process; arguments may be paths or numbers. catch_exceptions=True keeps an
+    uncaught exception in the result (result.exception) instead of raising it."""
     from click.testing import CliRunner
 
     from ddls.cli import cli
 
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=catch_exceptions)
 
 
-def one_line_error(result):
-    """The last line of a failed command, after checking it failed cleanly (exit 1, no traceback)."""
-    assert result.exit_code == 1, result.output
+def one_line_error(result, code=1):
+    """The last line of a failed command, after checking it failed cleanly (exit `code`: 1 for a user
+    error, 2 for a bad option; no traceback)."""
+    assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
     return lines[-1]

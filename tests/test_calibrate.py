@@ -4,14 +4,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from ddls.calibration.finetune import calibrate
 from ddls.io.checkpoint import load_model
-from ddls.cli import cli
 from ddls.data.toy2d import get_dataset
 from ddls.errors import DDLSError
 from ddls.training.trainer import TrainConfig, train
+from conftest import invoke
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +47,12 @@ def test_zero_steps_refused(trained):
 
 
 def test_cli_calibrate_writes_a_gan_energy_checkpoint(tmp_path):
-    runner = CliRunner()
     raw, cal = tmp_path / "raw.pt", tmp_path / "cal.pt"
-    r = runner.invoke(cli, ["train", "--data", "ring8", "--loss", "wgan-gp", "--steps", "5", "--hidden", "16",
-                            "--depth", "2", "--batch-size", "16", "--out", str(raw)])
+    r = invoke("train", "--data", "ring8", "--loss", "wgan-gp", "--steps", "5", "--hidden", "16",
+               "--depth", "2", "--batch-size", "16", "--out", raw)
     assert r.exit_code == 0, r.output
     assert load_model(raw).energy_kind == "wgan"
-    r = runner.invoke(cli, ["calibrate", "--ckpt", str(raw), "--steps", "5", "--batch-size", "16", "--out", str(cal)])
+    r = invoke("calibrate", "--ckpt", raw, "--steps", "5", "--batch-size", "16", "--out", cal)
     assert r.exit_code == 0, r.output
     model = load_model(cal)
     assert model.energy_kind == "gan" and model.data == "ring8"
@@ -68,11 +66,9 @@ def test_cli_calibrates_an_image_autoencoder_checkpoint_and_keeps_its_energy_kin
     import json
 
     import numpy as np
-    from click.testing import CliRunner
     from PIL import Image
 
     from ddls.io.checkpoint import load_model
-    from ddls.cli import cli
 
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -83,12 +79,11 @@ def test_cli_calibrates_an_image_autoencoder_checkpoint_and_keeps_its_energy_kin
         img[a:a + 4, b:b + 4] = 255
         Image.fromarray(img).save(folder / f"{i}.png")
     run = tmp_path / "run"
-    invoke = CliRunner().invoke
-    r = invoke(cli, ["train", "--data", f"folder:{folder}", "--loss", "ebgan", "--steps", "3", "--width", "4",
-                     "--z-dim", "8", "--batch-size", "4", "--out", str(run)], catch_exceptions=False)
+    r = invoke("train", "--data", f"folder:{folder}", "--loss", "ebgan", "--steps", "3", "--width", "4",
+               "--z-dim", "8", "--batch-size", "4", "--out", run)
     assert r.exit_code == 0, r.output
-    r = invoke(cli, ["calibrate", "--ckpt", str(run / "model.pt"), "--steps", "60", "--batch-size", "16", "--lr",
-                     "1e-2", "--out", str(tmp_path / "cal.pt")], catch_exceptions=False)
+    r = invoke("calibrate", "--ckpt", run / "model.pt", "--steps", "60", "--batch-size", "16", "--lr",
+               "1e-2", "--out", tmp_path / "cal.pt")
     assert r.exit_code == 0, r.output
     assert "energy kind now 'ae'" in r.output
     model = load_model(tmp_path / "cal.pt")

@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from ddls.cli import cli
-from conftest import SUBPROCESS_ENV
+from conftest import SUBPROCESS_ENV, invoke
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = SUBPROCESS_ENV
@@ -28,8 +26,8 @@ def ddls(*args, **kw):
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    r = CliRunner().invoke(cli, ["train", "--data", "gmm25", "--steps", "20", "--hidden", "16", "--depth", "2",
-                                 "--batch-size", "32", "--out", str(path)])
+    r = invoke("train", "--data", "gmm25", "--steps", "20", "--hidden", "16", "--depth", "2", "--batch-size", "32",
+               "--out", path)
     assert r.exit_code == 0, r.output
     return path
 
