@@ -10,13 +10,13 @@ from ddls.io.checkpoint import load_model
 from ddls.data.toy2d import get_dataset
 from ddls.errors import DDLSError
 from ddls.training.trainer import TrainConfig, train
-from conftest import invoke
+from conftest import DEVICE, invoke
 
 
 @pytest.fixture(scope="module")
 def trained():
     cfg = TrainConfig(data="gmm25", loss="wgan-gp", steps=10, batch_size=32, hidden=16, depth=2, gp_weight=0.1)
-    return train(cfg, get_dataset("gmm25").sample, 2)
+    return train(cfg, get_dataset("gmm25").sample, 2, device=DEVICE)
 
 
 def test_calibration_lowers_the_logistic_loss_and_leaves_inputs_alone(trained):

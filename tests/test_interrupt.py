@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import invoke
+from conftest import DEVICE, invoke
 from ddls.sampling.energy import LatentEnergy
 
 SAMPLE = ["--steps", "30", "--n", "20", "--chunk-size", "10", "--record-every", "5", "--eps", "0.01", "--seed", "3",
-          "--device", "cpu"]
+          "--device", str(DEVICE)]
 TRAIN = ["--data", "gmm25", "--steps", "12", "--hidden", "8", "--depth", "1", "--batch-size", "16", "--seed", "1",
-         "--device", "cpu"]
+         "--device", str(DEVICE)]
 
 
 def ctrl_c():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SUBPROCESS_ENV, invoke
+from conftest import DEVICE, SUBPROCESS_ENV, invoke
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = SUBPROCESS_ENV
@@ -97,7 +97,7 @@ def test_in_process_resume_api_matches(ckpt):
     from ddls.io.checkpoint import load_model
     from ddls.sampling.driver import RunConfig, sample
 
-    energy = load_model(ckpt).energy()
+    energy = load_model(ckpt, DEVICE).energy()
     config = RunConfig(n=30, steps=40, eps=0.01, method="mala", chunk_size=16, record_every=10, seed=1)
     saved = []
     full = sample(energy, config, save=lambda p: saved.append(_snapshot(p)), save_every=7)
