@@ -54,6 +54,7 @@ def kill_when(args, resume_file: Path, chunk: int) -> None:
         p.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mala", [False, True], ids=["ula", "mala"])
 @pytest.mark.parametrize("kill_chunk", [0, 1], ids=["kill-in-chunk-0", "kill-in-chunk-1"])
 def test_kill_then_resume_equals_uninterrupted(ckpt, tmp_path, mala, kill_chunk):

@@ -95,8 +95,8 @@ def method_option(f):
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
 @image_metric_options
 @posthoc_options
-def compare(ckpt, factory, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_json, features, stats, data, ref_n,
-            classifier, posthoc):
+def compare(ckpt, factory, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_json, features, stats,
+            data, ref_n, classifier, posthoc):
     """Compare post-hoc samplers on one checkpoint: quality, time, network evaluations per kept sample.
 
     2-D data: EMD, modes, high-quality %. Images: FID in --features space against --stats (or the
@@ -136,7 +136,8 @@ def compare(ckpt, factory, methods, steps, eps, n, seed, chunk_size, device, out
         n=n, seed=seed, calibration=posthoc["calibration"], calibration_n=posthoc["calibration_n"],
         finetune_steps=posthoc["finetune_steps"], draw_real=draw_real, progress=True)
     out = Path(out_dir or f"compare-{Path(ckpt).stem}")
-    record = {"ckpt": str(ckpt), **({"factory": factory} if factory else {}), "data": model.data or data, "n": n, "seed": seed, **scoring, "calibration": record}
+    record = {"ckpt": str(ckpt), **({"factory": factory} if factory else {}), "data": model.data or data, "n": n,
+              "seed": seed, **scoring, "calibration": record}
     scored = f", FID in {features} features" if image else ""
     write_outputs(out, rows, samples, reference, record,
                   title=f"{Path(ckpt).name}, {posthoc['calibration']} calibration, n={n}{scored}")

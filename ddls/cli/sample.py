@@ -39,16 +39,17 @@ def fast_options(f):
               help="Chains whose energy turns NaN/inf: stop the run, or restart them from their last "
                    "finite checked state at half their eps.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
-              help="Save progress to <out>.resume.pt every k steps (0: never; off in distributed runs).")
+              help="Save progress to <out>.resume.pt every k steps and on Ctrl-C (0: never; off in distributed "
+                   "runs).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
 @method_option
 @chain_options
 @energy_options
 @fast_options
 @posthoc_options
-def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume, method,
-           noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, distributed, compile_,
-           autocast, cuda_graphs, channels_last, posthoc):
+def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume,
+           method, noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, distributed,
+           compile_, autocast, cuda_graphs, channels_last, posthoc):
     """Draw samples with DDLS (Langevin in latent space) or another post-hoc sampler; write them as .npz."""
     from ..sampling.driver import RunConfig
     from ..sampling.fastpath import FastPath
@@ -63,16 +64,16 @@ def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_n
         model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind, disc, label, factory=factory)
         run_posthoc_sampling(model, energy, method, out, n=n, seed=seed, chunk_size=chunk_size, steps=steps,
                              eps=eps, noise_scale=noise_scale, posthoc=posthoc, echo=echo_err,
-                             meta={"ckpt": str(ckpt), "disc": disc, "factory": factory, "label": label, "temperature": temperature,
-                                   "sigma": sigma})
+                             meta={"ckpt": str(ckpt), "disc": disc, "factory": factory, "label": label,
+                                   "temperature": temperature, "sigma": sigma})
         return
     fast = FastPath(compile=compile_, autocast=None if autocast == "off" else autocast, cuda_graphs=cuda_graphs,
                     channels_last=channels_last)
     config = RunConfig(n=n, steps=steps, method="mala" if mala or method == "mala" else "ula", eps=eps,
                        noise_scale=noise_scale, seed=seed, chunk_size=chunk_size, record_every=record_every)
-    job = SampleJob(ckpt=ckpt, out=out, run=config, disc=disc, factory=factory, label=label, temperature=temperature, sigma=sigma,
-                    energy_kind=energy_kind, device=device, on_nan=on_nan, checkpoint_every=checkpoint_every,
-                    resume=resume, distributed=distributed, fast=fast)
+    job = SampleJob(ckpt=ckpt, out=out, run=config, disc=disc, factory=factory, label=label,
+                    temperature=temperature, sigma=sigma, energy_kind=energy_kind, device=device, on_nan=on_nan,
+                    checkpoint_every=checkpoint_every, resume=resume, distributed=distributed, fast=fast)
     done = run_sampling(job, echo=echo_err)
     if not done.written:
         return

@@ -41,7 +41,8 @@ def sweep(ckpt, factory, eps_values, steps, out_dir, as_json, features, stats, d
     out = Path(out_dir or f"sweep-{Path(ckpt).stem}")
     base = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", noise_scale=noise_scale, seed=seed,
                      chunk_size=chunk_size)
-    record = {"ckpt": str(ckpt), **({"factory": factory} if factory else {}), "temperature": temperature, "sigma": sigma, "energy": energy.kind}
+    record = {"ckpt": str(ckpt), **({"factory": factory} if factory else {}), "temperature": temperature,
+              "sigma": sigma, "energy": energy.kind}
     if len(energy.sample_shape) == 3:  # (C, H, W)
         rows, columns, files = sweep_images(ckpt, model, energy, base, list(eps_values), out, record,
                                             features=features, stats=stats, data=data, ref_n=ref_n,

@@ -22,7 +22,7 @@ def load_energy(ckpt: str, device: str = "auto", temperature: float = 1.0, sigma
                 energy_kind: str | None = None, disc: str | None = None, label: int | str | None = None,
                 n: int = 0, factory: str | None = None):
     """(model, its latent energy) from any checkpoint format; label EACH cycles n chains through the classes.
-    factory: the function that builds your own networks (`pkg.mod:fn` or `file.py:fn`), whose weights are in ckpt."""
+    factory: the function that builds your own networks (`pkg.mod:fn` or `file.py:fn`); ckpt holds their weights."""
     from ..formats import load_any
     from .energy import cycle_labels
 
@@ -83,8 +83,9 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
                                 job.energy_kind, job.disc, job.label, config.n, job.factory)
     state_file = resume_path(job.out)
     identity = {"ckpt_sha256": file_digest(job.ckpt), "disc_sha256": file_digest(job.disc) if job.disc else None,
-                **({"factory": job.factory} if job.factory else {}), "label": job.label, "energy": energy.kind, "temperature": job.temperature,
-                "sigma": job.sigma, "device": str(energy.device), "run": config.to_dict()}
+                **({"factory": job.factory} if job.factory else {}), "label": job.label, "energy": energy.kind,
+                "temperature": job.temperature, "sigma": job.sigma, "device": str(energy.device),
+                "run": config.to_dict()}
     progress = None
     if group is None:
         progress = progress_to_resume(state_file, job.resume,
