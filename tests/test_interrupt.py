@@ -122,3 +122,16 @@ def test_interrupted_train_resumes_to_the_uninterrupted_weights(tmp_path, monkey
     for net in ("generator", "discriminator"):
         for key in a[net]:
             torch.testing.assert_close(a[net][key], b[net][key], rtol=0, atol=0)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_the_handler_is_restored():
+    from ddls._interrupt import deferred_interrupt, stop_requested
+
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupt():
+            ctrl_c()
+            assert stop_requested()  # the first press only asks
+            ctrl_c()
+            pytest.fail("the second Ctrl-C did not stop the run")
+    assert not stop_requested()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
