@@ -54,6 +54,17 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="module")
+def no_train_metrics():
+    """`ddls train` on 2-D data ends by scoring 5000 generator samples (an exact EMD: 10-30 s on a busy CPU).
+    Modules that train only to get a checkpoint skip that score; tests/test_cli.py keeps it in a slow test."""
+    import ddls.training.run as train_run
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(train_run, "_metrics_2d", lambda trained, dataset: {})
+        yield
+
+
 def invoke(*args, catch_exceptions=False):
     """Run the ddls CLI in-process; arguments may be paths or numbers. catch_exceptions=True keeps an
     uncaught exception in the result (result.exception) instead of raising it."""

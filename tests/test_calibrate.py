@@ -12,6 +12,8 @@ from ddls.errors import DDLSError
 from ddls.training.trainer import TrainConfig, train
 from conftest import DEVICE, invoke
 
+pytestmark = pytest.mark.usefixtures("no_train_metrics")  # train only to get checkpoints
+
 
 @pytest.fixture(scope="module")
 def trained():

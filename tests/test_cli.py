@@ -7,6 +7,8 @@ import torch
 
 from conftest import invoke, one_line_error
 
+pytestmark = pytest.mark.usefixtures("no_train_metrics")  # train only to get checkpoints
+
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):

@@ -10,6 +10,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import invoke, one_line_error
 
+pytestmark = pytest.mark.usefixtures("no_train_metrics")  # train only to get checkpoints
+
 
 EXISTING = b"precious earlier result\n"
 

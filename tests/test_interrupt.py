@@ -23,18 +23,11 @@ def raw_interrupt():
     raise KeyboardInterrupt  # lands mid-step: only a periodic save can be resumed
 
 
-@pytest.fixture(autouse=True, scope="module")
-def no_generator_metrics():
-    """`ddls train` on 2-D data scores 5000 generator samples at the end (EMD): slow, and not tested here."""
-    import ddls.training.run as train_run
-
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(train_run, "_metrics_2d", lambda trained, dataset: {})
-        yield
+pytestmark = pytest.mark.usefixtures("no_train_metrics")
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory, no_generator_metrics):
+def ckpt(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     r = invoke("train", *TRAIN, "--out", path)
     assert r.exit_code == 0, r.output

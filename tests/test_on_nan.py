@@ -9,6 +9,8 @@ from ddls.errors import NonFiniteEnergy
 from ddls.sampling.samplers import make_sampler
 from conftest import DEVICE, invoke, one_line_error
 
+pytestmark = pytest.mark.usefixtures("no_train_metrics")  # train only to get checkpoints
+
 
 class Cliff:
     """E = |z|^2/2, but NaN wherever z[0] > wall: chains pushed past the wall diverge."""

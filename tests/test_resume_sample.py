@@ -12,6 +12,8 @@ import torch
 
 from conftest import DEVICE, SUBPROCESS_ENV, invoke
 
+pytestmark = pytest.mark.usefixtures("no_train_metrics")  # train only to get checkpoints
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV = SUBPROCESS_ENV
 RUN = ["--steps", "1500", "--n", "200", "--chunk-size", "100", "--record-every", "100", "--eps", "0.01",

@@ -85,3 +85,20 @@ def test_unknown_loss_and_bad_steps():
         tiny("lsgan2")
     with pytest.raises(DDLSError, match="steps must be >= 1"):
         tiny("ns", steps=0)
+
+
+@pytest.mark.slow
+def test_cli_train_reports_the_generator_alone_on_5000_samples(tmp_path):
+    """The score `ddls train` prints on 2-D data is that of 5000 generator samples from seed 0."""
+    from conftest import invoke
+    from ddls.io.checkpoint import load_model
+    from ddls.metrics.points2d import evaluate
+    from ddls.sampling.driver import RunConfig, sample
+
+    r = invoke("train", "--data", "ring8", "--steps", 5, "--hidden", 8, "--depth", 1, "--batch-size", 16,
+               "--device", "cpu", "--out", tmp_path / "m.pt")
+    assert r.exit_code == 0, r.output
+    model = load_model(tmp_path / "m.pt")
+    expected = evaluate(sample(model.energy(), RunConfig(n=5000, steps=0, seed=0)).samples.numpy(), get_dataset("ring8"))
+    assert model.meta["extra"]["generator_metrics"] == pytest.approx(expected)
+    assert f"emd={expected['emd']:.4g}" in r.output
