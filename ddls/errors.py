@@ -5,6 +5,15 @@ class DDLSError(Exception):
     """A mistake in input (file, option, model) that the user can fix; the message says how."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C. `resume_file` holds its progress, or is None when nothing was saved."""
+
+    def __init__(self, resume_file=None):
+        self.resume_file = resume_file
+        super().__init__(f"interrupted; progress saved in {resume_file}" if resume_file is not None
+                         else "interrupted before any progress was saved")
+
+
 class NonFiniteEnergy(DDLSError):
     """Chains whose energy or gradient became NaN or inf."""
 

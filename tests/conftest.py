@@ -54,18 +54,31 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def invoke(*args):
-    """Run the ddls CLI in-process; arguments may be paths or numbers."""
+@pytest.fixture(scope="module")
+def no_train_metrics():
+    """`ddls train` on 2-D data ends by scoring 5000 generator samples (an exact EMD: 10-30 s on a busy CPU).
+    Modules that train only to get a checkpoint skip that score; tests/test_cli.py keeps it in a slow test."""
+    import ddls.training.run as train_run
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(train_run, "_metrics_2d", lambda trained, dataset: {})
+        yield
+
+
+def invoke(*args, catch_exceptions=False):
+    """Run the ddls CLI in-process; arguments may be paths or numbers. catch_exceptions=True keeps an
+    uncaught exception in the result (result.exception) instead of raising it."""
     from click.testing import CliRunner
 
     from ddls.cli import cli
 
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=catch_exceptions)
 
 
-def one_line_error(result):
-    """The last line of a failed command, after checking it failed cleanly (exit 1, no traceback)."""
-    assert result.exit_code == 1, result.output
+def one_line_error(result, code=1):
+    """The last line of a failed command, after checking it failed cleanly (exit `code`: 1 for a user
+    error, 2 for a bad option; no traceback)."""
+    assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
     return lines[-1]

@@ -153,7 +153,7 @@ def test_unknown_methods_and_missing_real_data_are_refused():
 # --- the CLI and the post-hoc path run the same code --------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def wgan_ckpt(tmp_path_factory):
+def wgan_ckpt(tmp_path_factory, no_train_metrics):
     path = tmp_path_factory.mktemp("cal") / "raw.pt"
     r = invoke("train", "--data", "ring8", "--loss", "wgan-gp", "--steps", 5, "--hidden", 16, "--depth", 2,
                "--batch-size", 16, "--out", path)

@@ -4,20 +4,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from ddls.cli import cli
+from conftest import invoke, one_line_error
 
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(result, code=1):
-    assert result.exit_code == code, result.output
-    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
-    assert "Traceback" not in result.output
-    return lines[-1]
+pytestmark = pytest.mark.usefixtures("no_train_metrics")  # train only to get checkpoints
 
 
 @pytest.fixture(scope="module")

@@ -6,22 +6,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from torch import nn
 
 from ddls import models
 from ddls.io.checkpoint import save_ddls
-from ddls.cli import cli
 from ddls.data.idx import FASHION_MNIST_DIR
+from conftest import invoke
 
 HAVE_FMNIST = Path(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz").is_file()
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 class TinyG(nn.Module):

@@ -5,10 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from conftest import SUBPROCESS_ENV
-from ddls.cli import cli
+from conftest import SUBPROCESS_ENV, invoke, one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 CKPT = ROOT / "pretrained" / "gmm25_wgangp.pt"
@@ -39,10 +37,8 @@ def test_two_gloo_processes_write_the_single_process_arrays(tmp_path):
 def test_distributed_flag_outside_torchrun_is_one_line(tmp_path, monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    r = CliRunner().invoke(cli, ["sample", "--ckpt", str(CKPT), "-n", "4", "--steps", "1", "--distributed",
-                                 "--out", str(tmp_path / "x.npz")])
-    assert r.exit_code == 1
-    assert r.output.strip().splitlines()[-1] == (
+    r = invoke("sample", "--ckpt", CKPT, "-n", "4", "--steps", "1", "--distributed", "--out", tmp_path / "x.npz")
+    assert one_line_error(r) == (
         "Error: --distributed needs several processes; start it with torchrun: "
         "torchrun --nproc_per_node=K -m ddls sample ...")
 

@@ -67,9 +67,13 @@ def test_no_switch_is_the_plain_energy(device):
 
 def test_channels_last_follows_fp32_chains(device):
     _close(FastPath(channels_last=True), device, TOL["fp32"])
-    energy = _energy(device)  # the caller's networks are left as they were
+    energy = _energy(device)
+    fast = FastEnergy(energy, FastPath(channels_last=True))
     _run(energy, FastPath(channels_last=True))
-    assert energy.discriminator.main[0].weight.is_contiguous()
+    # an 8-channel conv (a 1-channel one is contiguous in both layouts): the copy switched, the caller's did not
+    ours, theirs = fast.energy.discriminator.main[2].weight, energy.discriminator.main[2].weight
+    assert ours.is_contiguous(memory_format=torch.channels_last) and not ours.is_contiguous()
+    assert theirs.is_contiguous() and not theirs.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_bf16_autocast_follows_fp32_chains_and_keeps_latents_fp32(device):

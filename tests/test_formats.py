@@ -12,6 +12,8 @@ from ddls.formats import load_any
 
 from conftest import invoke, one_line_error  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("no_train_metrics")  # train only to get checkpoints
+
 
 def hand_energy(z, logit):
     return 0.5 * z.pow(2).sum(1) + 0.5 * z.shape[1] * math.log(2 * math.pi) - logit

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from ddls.cli import cli
-from conftest import SUBPROCESS_ENV
+from conftest import SUBPROCESS_ENV, invoke, one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,21 +30,13 @@ def evil(tmp_path):
     return path, marker
 
 
-def _one_line_refusal(output):
-    lines = [ln for ln in output.strip().splitlines() if ln.strip()]
-    assert "Traceback" not in output
-    assert len(lines) == 1, output
-    assert "refused" in lines[0]
-    return lines[0]
-
-
 @pytest.mark.parametrize("command", [["sample", "--steps", "1", "--n", "2"], ["calibrate", "--steps", "1"]])
 def test_pickle_payload_is_refused_and_never_runs(evil, tmp_path, command):
     path, marker = evil
     out = tmp_path / "out.file"
-    r = CliRunner().invoke(cli, [*command, "--ckpt", str(path), "--out", str(out)])
-    assert r.exit_code == 1, r.output
-    _one_line_refusal(r.output)
+    r = invoke(*command, "--ckpt", path, "--out", out)
+    assert "refused" in one_line_error(r)
+    assert len(r.output.strip().splitlines()) == 1, r.output
     assert not marker.exists(), "the checkpoint's payload ran"
     assert not out.exists()
 
@@ -58,5 +48,6 @@ def test_pickle_payload_refused_in_a_real_process(evil, tmp_path):
     p = subprocess.run([sys.executable, "-m", "ddls", "sample", "--ckpt", str(path), "--steps", "1", "--n", "2",
                         "--out", str(tmp_path / "s.npz")], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 1, p.stderr
-    _one_line_refusal(p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refused" in lines[0], p.stderr
     assert not marker.exists()

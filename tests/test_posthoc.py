@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import Linear
+from conftest import DEVICE, Linear
 from ddls.sampling.energy import LatentEnergy
 from ddls.errors import DDLSError
 from ddls.posthoc import default_config, make_target, run
@@ -46,7 +46,8 @@ class ExactLogit(nn.Module):
 
 def draw_real(n, gen):
     idx = torch.randint(2, (n,), generator=gen, device=gen.device)
-    return (torch.tensor(MEANS)[idx] + STD * torch.randn(n, generator=gen, device=gen.device))[:, None]
+    means = torch.tensor(MEANS, device=gen.device)
+    return (means[idx] + STD * torch.randn(n, generator=gen, device=gen.device))[:, None]
 
 
 def target_cdf(x):
@@ -54,7 +55,7 @@ def target_cdf(x):
 
 
 def ks(samples):
-    x = torch.sort(samples.flatten().double()).values
+    x = torch.sort(samples.detach().cpu().flatten().double()).values
     n = len(x)
     cdf = target_cdf(x)
     i = torch.arange(1, n + 1, dtype=torch.float64)
@@ -63,14 +64,19 @@ def ks(samples):
 
 def w1(samples, n=20000):
     """1-Wasserstein distance to the target, from sorted samples and target quantiles."""
-    x = np.sort(samples.flatten().numpy().astype(np.float64))
+    x = np.sort(samples.detach().cpu().flatten().numpy().astype(np.float64))
     ref = np.sort(draw_real(len(x), make_generator(99)).flatten().numpy().astype(np.float64))
     return float(np.abs(x - ref).mean())
 
 
 def problem(a=1.0, b=0.0):
-    energy = LatentEnergy(Linear([[1.0]], [0.0]), ExactLogit(a, b), 1)
+    energy = LatentEnergy(Linear([[1.0]], [0.0]).to(DEVICE), ExactLogit(a, b), 1)
     return LatentLogit(energy)
+
+
+def linear_target(w, b):
+    """G the identity on R^2, d(x) = w.x + b."""
+    return LatentLogit(LatentEnergy(Linear(torch.eye(2), [0.0, 0.0]).to(DEVICE), Linear(w[None], [b]).to(DEVICE), 2))
 
 
 N = 3000
@@ -140,13 +146,13 @@ def test_a_short_dgflow_moves_samples_towards_the_target(f_div):
 
 
 def test_keff_of_a_linear_logit_is_its_gradient_norm():
-    w = torch.tensor([3.0, -4.0])
-    target = LatentLogit(LatentEnergy(Linear(torch.eye(2), [0.0, 0.0]), Linear(w[None], [1.0]), 2))
-    k = effective_lipschitz(target, 2000, make_generator(0))
+    w = torch.tensor([3.0, -4.0], device=DEVICE)
+    target = linear_target(w, 1.0)
+    k = effective_lipschitz(target, 2000, make_generator(0, DEVICE))
     # |w.(z1 - z2)| / ||z1 - z2|| <= ||w|| = 5, with equality for pairs along w
     assert 0.98 * 5 < k <= 5 + 1e-5
     # one SGD step from y: the smoothed norm has gradient 0 at z = y, so z = y + lr * w / k
-    y = torch.tensor([[0.5, 0.5]])
+    y = torch.tensor([[0.5, 0.5]], device=DEVICE)
     z = transport(target, y, 5.0, DOTConfig(steps=1, lr=0.1))
     torch.testing.assert_close(z, y + 0.1 * w / 5)
 
@@ -154,11 +160,11 @@ def test_keff_of_a_linear_logit_is_its_gradient_norm():
 @pytest.mark.parametrize("f_div, weight", [("KL", lambda d: 1.0), ("JS", torch.sigmoid),
                                           ("logD", lambda d: torch.sigmoid(-d))])
 def test_dgflow_step_by_hand(f_div, weight):
-    w = torch.tensor([0.5, -1.0])
-    target = LatentLogit(LatentEnergy(Linear(torch.eye(2), [0.0, 0.0]), Linear(w[None], [0.3]), 2))
-    z = torch.tensor([[1.0, 2.0], [-1.0, 0.5]])
+    w = torch.tensor([0.5, -1.0], device=DEVICE)
+    target = linear_target(w, 0.3)
+    z = torch.tensor([[1.0, 2.0], [-1.0, 0.5]], device=DEVICE)
     d = z @ w + 0.3
-    new = dgflow_step(target, z, DGflowConfig(eta=0.2, gamma=0.0, f_div=f_div), make_generator(0))
+    new = dgflow_step(target, z, DGflowConfig(eta=0.2, gamma=0.0, f_div=f_div), make_generator(0, DEVICE))
     expected = z + 0.2 * torch.as_tensor(weight(d)).reshape(-1, 1) * w
     torch.testing.assert_close(new, expected)
 

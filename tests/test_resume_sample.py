@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from ddls.cli import cli
-from conftest import SUBPROCESS_ENV
+from conftest import DEVICE, SUBPROCESS_ENV, invoke
+
+pytestmark = pytest.mark.usefixtures("no_train_metrics")  # train only to get checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = SUBPROCESS_ENV
@@ -28,8 +28,8 @@ def ddls(*args, **kw):
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    r = CliRunner().invoke(cli, ["train", "--data", "gmm25", "--steps", "20", "--hidden", "16", "--depth", "2",
-                                 "--batch-size", "32", "--out", str(path)])
+    r = invoke("train", "--data", "gmm25", "--steps", "20", "--hidden", "16", "--depth", "2", "--batch-size", "32",
+               "--out", path)
     assert r.exit_code == 0, r.output
     return path
 
@@ -56,6 +56,7 @@ def kill_when(args, resume_file: Path, chunk: int) -> None:
         p.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mala", [False, True], ids=["ula", "mala"])
 @pytest.mark.parametrize("kill_chunk", [0, 1], ids=["kill-in-chunk-0", "kill-in-chunk-1"])
 def test_kill_then_resume_equals_uninterrupted(ckpt, tmp_path, mala, kill_chunk):
@@ -99,7 +100,7 @@ def test_in_process_resume_api_matches(ckpt):
     from ddls.io.checkpoint import load_model
     from ddls.sampling.driver import RunConfig, sample
 
-    energy = load_model(ckpt).energy()
+    energy = load_model(ckpt, DEVICE).energy()
     config = RunConfig(n=30, steps=40, eps=0.01, method="mala", chunk_size=16, record_every=10, seed=1)
     saved = []
     full = sample(energy, config, save=lambda p: saved.append(_snapshot(p)), save_every=7)

@@ -39,6 +39,7 @@ def _assert_same(a, b):
     assert a["step"] == b["step"] and a["config"] == b["config"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["ns", "wgan-gp"])
 def test_kill_then_resume_train_equals_uninterrupted(tmp_path, loss):
     ref, out = tmp_path / "ref.pt", tmp_path / "out.pt"

@@ -3,22 +3,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from click.testing import CliRunner
 
 from ddls.io.checkpoint import load_model
-from ddls.cli import cli
+from conftest import invoke, one_line_error
 
 CKPT = Path(__file__).resolve().parents[1] / "pretrained" / "gmm25_wgangp.pt"
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def last_line(result):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    return result.output.strip().splitlines()[-1]
 
 
 def test_export_then_sample_gives_the_same_samples(tmp_path):
@@ -40,17 +29,19 @@ def test_truncated_and_foreign_safetensors_are_one_line(tmp_path):
     invoke("export", "--ckpt", CKPT, "--out", st)
     cut = tmp_path / "cut.safetensors"
     cut.write_bytes(st.read_bytes()[:1000])
-    assert "is not a readable .safetensors file" in last_line(invoke("sample", "--ckpt", cut))
+    assert "is not a readable .safetensors file" in one_line_error(invoke("sample", "--ckpt", cut))
     from safetensors.torch import save_file
 
     foreign = tmp_path / "foreign.safetensors"
     save_file({"fc.weight": torch.zeros(2, 2)}, str(foreign))
-    assert "has no ddls metadata" in last_line(invoke("sample", "--ckpt", foreign))
+    assert "has no ddls metadata" in one_line_error(invoke("sample", "--ckpt", foreign))
 
 
 def test_export_refuses_a_wrong_suffix_and_foreign_input(tmp_path):
-    assert "--out must end in .safetensors" in last_line(invoke("export", "--ckpt", CKPT, "--out", tmp_path / "x.pt"))
+    line = one_line_error(invoke("export", "--ckpt", CKPT, "--out", tmp_path / "x.pt"))
+    assert "--out must end in .safetensors" in line
     other = tmp_path / "other.pt"
     torch.save({"fc.weight": torch.zeros(1)}, other)
-    assert "is not a ddls checkpoint" in last_line(invoke("export", "--ckpt", other, "--out", tmp_path / "y.safetensors"))
+    line = one_line_error(invoke("export", "--ckpt", other, "--out", tmp_path / "y.safetensors"))
+    assert "is not a ddls checkpoint" in line
     assert not (tmp_path / "y.safetensors").exists()

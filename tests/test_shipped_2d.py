@@ -3,17 +3,15 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from ddls.cli import cli
 from ddls.sampling.sweep import best_row
+from conftest import invoke
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_sweep(ckpt, tmp_path, *extra):
-    r = CliRunner().invoke(cli, ["sweep", "--ckpt", str(ROOT / "pretrained" / ckpt), "--out", str(tmp_path), "--json",
-                                 *extra], catch_exceptions=False)
+    r = invoke("sweep", "--ckpt", ROOT / "pretrained" / ckpt, "--out", tmp_path, "--json", *extra)
     assert r.exit_code == 0, r.output
     return json.loads(r.stdout)
 

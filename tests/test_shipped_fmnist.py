@@ -4,10 +4,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from ddls.io.checkpoint import load_model
-from ddls.cli import cli
+from conftest import invoke
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
 SHIPPED = {"fmnist_sngan.pt": ("sngan", "wgan"), "fmnist_wgangp.pt": ("wgan-gp", "wgan"),
@@ -21,8 +20,8 @@ def test_shipped_model_samples_with_its_default_energy(name, tmp_path):
     assert model.meta["config"]["loss"] == loss and model.meta["config"]["data"] == "fashion-mnist"
     assert model.energy_kind == kind and model.latent_shape == (64,)
     out = tmp_path / "s.npz"
-    r = CliRunner().invoke(cli, ["sample", "--ckpt", str(PRETRAINED / name), "--n", "6", "--steps", "3",
-                                 "--eps", "0.01", "--device", "cpu", "--out", str(out)], catch_exceptions=False)
+    r = invoke("sample", "--ckpt", PRETRAINED / name, "--n", "6", "--steps", "3", "--eps", "0.01", "--device", "cpu",
+               "--out", out)
     assert r.exit_code == 0, r.output
     with np.load(out) as f:
         x, meta = f["x"], json.loads(str(f["meta"]))

@@ -27,18 +27,19 @@ def test_wgan_losses_by_hand():
     assert float(wgan_g_loss(fake)) == pytest.approx(0.5)
 
 
-def test_gradient_penalty_of_a_linear_critic():
+def test_gradient_penalty_of_a_linear_critic(device):
     # D(x) = w.x + b has gradient w everywhere: penalty (||w|| - 1)^2 for any interpolate.
-    d = Linear([[3.0, 4.0]], [0.1])
-    real, fake = torch.randn(8, 2), torch.randn(8, 2)
-    gp = gradient_penalty(d, real, fake, make_generator(0))
+    d = Linear([[3.0, 4.0]], [0.1]).to(device)
+    real, fake = torch.randn(8, 2, device=device), torch.randn(8, 2, device=device)
+    gp = gradient_penalty(d, real, fake, make_generator(0, device))
     assert gp.item() == pytest.approx((5.0 - 1.0) ** 2)
 
 
-def test_gradient_penalty_works_for_images_of_any_channel_count():
+def test_gradient_penalty_works_for_images_of_any_channel_count(device):
     for c in (1, 3, 5):
-        d = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(c * 4 * 4, 1))
-        gp = gradient_penalty(d, torch.randn(2, c, 4, 4), torch.randn(2, c, 4, 4), make_generator(0))
+        d = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(c * 4 * 4, 1)).to(device)
+        x, y = torch.randn(2, c, 4, 4, device=device), torch.randn(2, c, 4, 4, device=device)
+        gp = gradient_penalty(d, x, y, make_generator(0, device))
         w = d[1].weight.norm()
         assert gp.item() == pytest.approx((w - 1).pow(2).item(), rel=1e-5)
 
@@ -50,11 +51,11 @@ def tiny(loss, **kw):
 
 
 @pytest.mark.parametrize("loss", ["ns", "wgan-gp"])
-def test_training_is_seeded_and_deterministic(loss):
+def test_training_is_seeded_and_deterministic(loss, device):
     ds = get_dataset("gmm25")
-    a = train(tiny(loss), ds.sample, 2)
-    b = train(tiny(loss), ds.sample, 2)
-    c = train(tiny(loss, seed=1), ds.sample, 2)
+    a = train(tiny(loss), ds.sample, 2, device=device)
+    b = train(tiny(loss), ds.sample, 2, device=device)
+    c = train(tiny(loss, seed=1), ds.sample, 2, device=device)
     for (k, va), vb, vc in zip(a.generator.state_dict().items(), b.generator.state_dict().values(),
                                c.generator.state_dict().values()):
         assert torch.equal(va, vb), k
@@ -64,18 +65,18 @@ def test_training_is_seeded_and_deterministic(loss):
     assert all(math.isfinite(v) for v in a.history["d_loss"] + a.history["g_loss"])
 
 
-def test_discriminator_learns_to_separate():
+def test_discriminator_learns_to_separate(device):
     # With the generator frozen (lr_g tiny), the NS discriminator loss must fall below log 4.
     ds = get_dataset("gmm25")
-    out = train(tiny("ns", steps=300, lr_g=1e-12, lr_d=1e-2, hidden=32, log_every=50), ds.sample, 2)
+    out = train(tiny("ns", steps=300, lr_g=1e-12, lr_d=1e-2, hidden=32, log_every=50), ds.sample, 2, device=device)
     assert out.history["d_loss"][-1] < 0.8 * math.log(4), out.history["d_loss"]
 
 
-def test_training_does_not_touch_global_rng():
+def test_training_does_not_touch_global_rng(device):
     torch.manual_seed(7)
     expected = torch.rand(3)
     torch.manual_seed(7)
-    train(tiny("ns", steps=2), get_dataset("gmm25").sample, 2)
+    train(tiny("ns", steps=2), get_dataset("gmm25").sample, 2, device=device)
     torch.testing.assert_close(torch.rand(3), expected)
 
 
@@ -98,3 +99,20 @@ def test_resnet_takes_the_sngan_recipe_and_explicit_options_win():
     assert (mine.beta1, mine.critic_steps, mine.lr_g, mine.lr_d) == (0.5, 2, 1e-4, 3e-4)
     toy = make_config("gmm25")
     assert (toy.arch, toy.z_dim, toy.batch_size, toy.lr_g) == ("mlp", 2, 256, 1e-4)
+
+
+@pytest.mark.slow
+def test_cli_train_reports_the_generator_alone_on_5000_samples(tmp_path):
+    """The score `ddls train` prints on 2-D data is that of 5000 generator samples from seed 0."""
+    from conftest import invoke
+    from ddls.io.checkpoint import load_model
+    from ddls.metrics.points2d import evaluate
+    from ddls.sampling.driver import RunConfig, sample
+
+    r = invoke("train", "--data", "ring8", "--steps", 5, "--hidden", 8, "--depth", 1, "--batch-size", 16,
+               "--device", "cpu", "--out", tmp_path / "m.pt")
+    assert r.exit_code == 0, r.output
+    model = load_model(tmp_path / "m.pt")
+    expected = evaluate(sample(model.energy(), RunConfig(n=5000, steps=0, seed=0)).samples.numpy(), get_dataset("ring8"))
+    assert model.meta["extra"]["generator_metrics"] == pytest.approx(expected)
+    assert f"emd={expected['emd']:.4g}" in r.output

@@ -7,11 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from ddls._torch import make_generator
 from ddls.io.checkpoint import load_model
-from ddls.cli import cli
 from ddls.data.toy2d import get_dataset
 from ddls.errors import DDLSError
 from ddls.data.idx import read_idx
@@ -19,18 +17,9 @@ from ddls.data.images import get_image_data, load_fashion_mnist
 from ddls.training.losses import LOSSES
 from ddls.io.resume import load_train_progress, save_train_progress
 from ddls.training.trainer import TrainConfig, save_trained, train
+from conftest import invoke, one_line_error
 
 FAMILIES = list(LOSSES)
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def last_line(result):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    return [ln for ln in result.output.strip().splitlines() if ln.strip()][-1]
 
 
 def noise_images(n, gen, c=1, size=16):
@@ -136,7 +125,7 @@ def test_read_idx_round_trip(tmp_path):
 
 def test_missing_fashion_mnist_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setenv("DDLS_FASHION_MNIST_DIR", str(tmp_path))
-    line = last_line(invoke("train", "--data", "fashion-mnist", "--steps", 1, "--out", tmp_path / "run"))
+    line = one_line_error(invoke("train", "--data", "fashion-mnist", "--steps", 1, "--out", tmp_path / "run"))
     assert line.startswith(f"Error: Fashion-MNIST file {tmp_path}/") and "apt-get install dataset-fashion-mnist" in line
 
 
@@ -184,12 +173,12 @@ def test_train_on_a_folder_writes_outputs_and_samples_without_flags(tmp_path):
 
 
 def test_train_errors_are_one_line(tmp_path):
-    assert last_line(invoke("train", "--data", "gmm25", "--loss", "lsgan2", "--steps", 1, "--out", tmp_path / "a.pt")) \
-        .startswith("Error: unknown loss 'lsgan2'; choose one of gan, ns, lsgan,")
+    line = one_line_error(invoke("train", "--data", "gmm25", "--loss", "lsgan2", "--steps", 1, "--out", tmp_path / "a.pt"))
+    assert line.startswith("Error: unknown loss 'lsgan2'; choose one of gan, ns, lsgan,")
     (tmp_path / "empty").mkdir()
-    assert last_line(invoke("train", "--data", f"folder:{tmp_path / 'empty'}", "--steps", 1, "--out",
-                            tmp_path / "b")).startswith("Error: no images")
-    assert "use --arch dcgan or resnet" in last_line(invoke(
+    assert one_line_error(invoke("train", "--data", f"folder:{tmp_path / 'empty'}", "--steps", 1, "--out",
+                                 tmp_path / "b")).startswith("Error: no images")
+    assert "use --arch dcgan or resnet" in one_line_error(invoke(
         "train", "--data", f"folder:{_png_folder(tmp_path / 'imgs')}", "--arch", "mlp", "--steps", 1,
         "--out", tmp_path / "c"))
 
@@ -204,9 +193,9 @@ def test_resume_with_another_family_or_config_is_refused(tmp_path):
     # an interrupted EBGAN run's progress file, as `ddls train` leaves it
     save_train_progress(run / "model.pt.resume.pt", {"config": json.loads(cfg.to_json()), "device": "cpu"},
                         _progress_of(cfg, pngs))
-    line = last_line(invoke(*args, "--loss", "sngan", "--resume"))
+    line = one_line_error(invoke(*args, "--loss", "sngan", "--resume"))
     assert "belongs to a different run" in line and "config.loss='ebgan' (now 'sngan')" in line
-    line = last_line(invoke(*args, "--loss", "ebgan", "--lr", "1e-3", "--resume"))
+    line = one_line_error(invoke(*args, "--loss", "ebgan", "--lr", "1e-3", "--resume"))
     assert "config.lr_d=0.0002 (now 0.001)" in line
 
 
@@ -236,7 +225,7 @@ def test_resume_may_extend_a_run_but_not_cut_it_short(tmp_path):
                       lr_g=2e-4, lr_d=2e-4)
     save_train_progress(run / "model.pt.resume.pt", {"config": json.loads(cfg.to_json()), "device": "cpu"},
                         _progress_of(cfg, pngs))  # at step 2
-    line = last_line(invoke("train", "--data", f"folder:{pngs}", "--steps", 1, "--width", 4, "--z-dim", 8,
+    line = one_line_error(invoke("train", "--data", f"folder:{pngs}", "--steps", 1, "--width", 4, "--z-dim", 8,
                             "--batch-size", 4, "--loss", "ebgan", "--out", run, "--resume"))
     assert "is at step 2, past the 1 steps asked for" in line
 

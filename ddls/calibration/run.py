@@ -13,19 +13,31 @@ from ..errors import DDLSError
 from .methods import calibrate
 
 
-def calibrate_file(ckpt: str, out: str, *, method: str = "finetune", device="cpu", **settings) -> dict:
-    """Calibrate the discriminator of ddls checkpoint `ckpt` by `method` and write `out`.
+def calibrate_file(ckpt: str, out: str, *, method: str = "finetune", device="cpu", factory: str | None = None,
+                   **settings) -> dict:
+    """Calibrate the discriminator of ddls checkpoint `ckpt` (or of your own networks, built by `factory`
+    or saved by `ddls.save`) by `method` and write `out` in the same format.
 
     `settings` are `calibrate`'s (n, n_heldout, steps, lr, batch_size, eval_every, patience, seed).
     Returns the calibration's record, with the energy kind before and after."""
     from ..data.real import real_source
-    from ..io.checkpoint import load_model, save_ddls
+    from ..formats import own
+    from ..io.checkpoint import load_model, read_checkpoint, save_ddls
 
     from .maps import canonical
 
     if canonical(method) == "raw":
         raise DDLSError("raw calibration changes nothing; choose platt, isotonic or finetune")
-    model = load_model(ckpt, device)
+    mine = factory is not None or own.detect(read_checkpoint(ckpt), ckpt)
+    if mine and canonical(method) != "finetune":
+        raise DDLSError("your own networks are calibrated by fine-tuning; platt and isotonic maps are stored "
+                        "in ddls checkpoints only")
+    if mine:
+        from ..formats import load_any
+
+        model = load_any(ckpt, device=device, factory=factory)
+    else:
+        model = load_model(ckpt, device)
     energy = model.energy()
     draw_real = real_source(model, energy.sample_shape)
     if draw_real is None:
@@ -38,6 +50,11 @@ def calibrate_file(ckpt: str, out: str, *, method: str = "finetune", device="cpu
     record = {**result.record, "from": str(ckpt), "method": result.map.kind, "energy_before": model.energy_kind,
               "energy": kind, "evaluations": result.evaluations,
               "score_map": None if stored is None else stored.to_dict()}
+    if mine:
+        model.discriminator, model.energy_kind = result.energy.discriminator, kind
+        model.meta["config"] = {**(model.meta.get("config") or {}), "calibration": record}
+        own.save(model, out)
+        return record
     spec = model.meta["model"]
     extra = dict(model.meta.get("extra") or {})
     extra["calibration"] = record

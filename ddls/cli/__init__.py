@@ -3,18 +3,23 @@ from __future__ import annotations
 
 import click
 
-from ..errors import DDLSError
+from ..errors import DDLSError, Interrupted
 from . import metrics, models, posthoc, sample, sweep, train, tune
 
 
 class _Group(click.Group):
-    """User errors from the library become one line and exit code 1."""
+    """User errors from the library become one line and exit code 1; an interrupted run says how to
+    finish it, with exit code 130 (as for Ctrl-C)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except DDLSError as exc:
             raise click.ClickException(str(exc)) from None
+        except Interrupted as exc:
+            how = "; run the same command with --resume to finish it" if exc.resume_file is not None else ""
+            click.echo(f"{exc}{how}", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "DDLS"})

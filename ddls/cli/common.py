@@ -11,6 +11,15 @@ CKPT_HELP = ("Checkpoint: from `ddls train`, pytorch-gan-collections, torch-mimi
 DISC_HELP = "The discriminator file, for libraries that save it apart (torch-mimicry netD, StudioGAN model=D-...)."
 
 
+def model_option(f):
+    """--model: your own networks, built by a function; --ckpt then holds their weights."""
+    return click.option("--model", "factory", default=None, metavar="MODULE:FUNCTION",
+                        help="Your own GAN: a function that builds (G, D), a ddls Model or ddls.wrap arguments, in "
+                             "an importable module (pkg.mod:fn) or a .py file (path/to/gan.py:fn); --ckpt holds "
+                             "their state dicts (or is a `ddls.save` file). Not needed for `ddls.save` files "
+                             "whose factory is marked @ddls.factory.")(f)
+
+
 def echo_err(msg: str) -> None:
     click.echo(msg, err=True)
 

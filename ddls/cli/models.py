@@ -6,18 +6,20 @@ import json
 import click
 
 from ..errors import DDLSError
-from .common import CKPT_HELP, DISC_HELP, POSITIVE, echo_err
+from .common import CKPT_HELP, DISC_HELP, POSITIVE, echo_err, model_option
 
 
 @click.command()
 @click.option("--ckpt", required=True, help=CKPT_HELP)
 @click.option("--disc", default=None, help=DISC_HELP)
+@model_option
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def inspect(ckpt, disc, as_json):
+def inspect(ckpt, disc, factory, as_json):
     """Show what a checkpoint holds (format, architecture, latent size, parameters) before a long run."""
     from ..formats import describe, load_any
 
-    info = {"ckpt": str(ckpt), **({"disc": str(disc)} if disc else {}), **describe(load_any(ckpt, disc))}
+    model = load_any(ckpt, disc, factory=factory)
+    info = {"ckpt": str(ckpt), **({"disc": str(disc)} if disc else {}), **describe(model)}
     if as_json:
         click.echo(json.dumps(info))
     else:
@@ -43,7 +45,8 @@ def export(ckpt, out):
 
 
 @click.command()
-@click.option("--ckpt", required=True, help="Checkpoint written by `ddls train` (2-D or images).")
+@click.option("--ckpt", required=True, help="Checkpoint written by `ddls train` (2-D or images) or `ddls.save`.")
+@model_option
 @click.option("--method", default="finetune", show_default=True,
               help="finetune: fine-tune D, early-stopped on held-out data; platt (= logistic): fit a * score + b; "
                    "isotonic: a monotone step map (for drs and mhgan only).")
@@ -62,14 +65,14 @@ def export(ckpt, out):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Calibrated checkpoint to write.")
-def calibrate(ckpt, method, steps, batch_size, lr, n_heldout, eval_every, patience, n, seed, device, out):
+def calibrate(ckpt, factory, method, steps, batch_size, lr, n_heldout, eval_every, patience, n, seed, device, out):
     """Calibrate the discriminator into a logit against the frozen generator; write a ddls checkpoint."""
     from .._torch import resolve_device
     from ..calibration.run import calibrate_file
 
     done = calibrate_file(ckpt, out, method=method, device=resolve_device(device), steps=steps,
                           batch_size=batch_size, lr=lr, n_heldout=n_heldout, eval_every=eval_every,
-                          patience=patience, n=n, seed=seed)
+                          patience=patience, n=n, seed=seed, factory=factory)
     if done["kind"] == "finetune":
         held, train = done["heldout_loss"], done["train_loss"]
         how = (f"held-out logistic loss {held['first']:.3f} -> {held['best']:.3f} (best at step {done['best_step']}, "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import POSITIVE, bootstrap_option, echo_err, image_metric_options
+from .common import POSITIVE, bootstrap_option, echo_err, image_metric_options, model_option
 from ..errors import DDLSError
 
 
@@ -82,6 +82,7 @@ def method_option(f):
 
 @click.command()
 @click.option("--ckpt", required=True, help="Checkpoint: 2-D or image, written by `ddls train` (or `ddls calibrate`).")
+@model_option
 @click.option("--methods", default="ddls,drs,mhgan,dot,dgflow", show_default=True,
               help="Comma-separated: ddls, mala, drs, mhgan, dot, dgflow (the generator alone is always the first row).")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="ddls/mala: Langevin steps.")
@@ -97,8 +98,8 @@ def method_option(f):
 @bootstrap_option
 @image_metric_options
 @posthoc_options
-def compare(ckpt, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_json, resamples, features, stats, data, ref_n,
-            classifier, posthoc):
+def compare(ckpt, factory, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_json, resamples, features,
+            stats, data, ref_n, classifier, posthoc):
     """Compare post-hoc samplers on one checkpoint: quality, time, network evaluations per kept sample.
 
     2-D data: EMD, modes, high-quality %. Images: FID in --features space against --stats (or the
@@ -111,7 +112,7 @@ def compare(ckpt, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_
     from ..sampling.sweep import format_table
 
     chosen = parse_methods(methods)
-    model, energy = load_energy(ckpt, device)
+    model, energy = load_energy(ckpt, device, factory=factory)
     image = len(energy.sample_shape) == 3  # (C, H, W)
     if image:
         evaluate, reference, scoring = _fid_scorer(model, energy, features, stats, data, ref_n, classifier,
@@ -139,7 +140,8 @@ def compare(ckpt, methods, steps, eps, n, seed, chunk_size, device, out_dir, as_
         n=n, seed=seed, calibration=posthoc["calibration"], calibration_n=posthoc["calibration_n"],
         finetune_steps=posthoc["finetune_steps"], draw_real=draw_real, progress=True)
     out = Path(out_dir or f"compare-{Path(ckpt).stem}")
-    record = {"ckpt": str(ckpt), "data": model.data or data, "n": n, "seed": seed, "resamples": resamples, **scoring, "calibration": record}
+    record = {"ckpt": str(ckpt), **({"factory": factory} if factory else {}), "data": model.data or data, "n": n,
+              "seed": seed, "resamples": resamples, **scoring, "calibration": record}
     scored = f", FID in {features} features" if image else ""
     write_outputs(out, rows, samples, reference, record,
                   title=f"{Path(ckpt).name}, {posthoc['calibration']} calibration, n={n}{scored}")

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import DDLSError
 from ..sampling.run import EACH
-from .common import CKPT_HELP, DISC_HELP, POSITIVE, LabelType, chain_options, echo_err, energy_options
+from .common import CKPT_HELP, DISC_HELP, POSITIVE, LabelType, chain_options, echo_err, energy_options, model_option
 from .posthoc import method_option, posthoc_options
 
 
@@ -27,6 +27,7 @@ def fast_options(f):
 @click.command()
 @click.option("--ckpt", required=True, help=CKPT_HELP)
 @click.option("--disc", default=None, help=DISC_HELP)
+@model_option
 @click.option("--label", type=LabelType(), default=None, metavar="K|each",
               help="Class of a conditional model, G(z, y) and D(x, y): K for every chain, or 'each': chain i "
                    "gets class i mod num_classes. Saved per chain as `y`.")
@@ -41,16 +42,17 @@ def fast_options(f):
               help="Chains whose energy turns NaN/inf: stop the run, or restart them from their last "
                    "finite checked state at half their eps.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
-              help="Save progress to <out>.resume.pt every k steps (0: never; off in distributed runs).")
+              help="Save progress to <out>.resume.pt every k steps and on Ctrl-C (0: never; off in distributed "
+                   "runs).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
 @method_option
 @chain_options
 @energy_options
 @fast_options
 @posthoc_options
-def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume, method,
-           noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, distributed, compile_,
-           fast_mode, autocast, cuda_graphs, channels_last, posthoc):
+def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume,
+           method, noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, distributed,
+           compile_, fast_mode, autocast, cuda_graphs, channels_last, posthoc):
     """Draw samples with DDLS (Langevin in latent space) or another post-hoc sampler; write them as .npz."""
     from .._torch import resolve_device
     from ..sampling.driver import RunConfig
@@ -78,17 +80,18 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
         if fast.any:
             raise DDLSError("--compile, --autocast, --cuda-graphs and --channels-last are for --method ddls/mala "
                             "with raw calibration")
-        model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind, disc, label)
+        model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind, disc, label, factory=factory)
         run_posthoc_sampling(model, energy, method, out, n=n, seed=seed, chunk_size=chunk_size, steps=steps,
                              eps=eps, noise_scale=noise_scale, posthoc=posthoc, echo=echo_err,
-                             meta={"ckpt": str(ckpt), "disc": disc, "label": label, "temperature": temperature,
-                                   "sigma": sigma})
+                             meta={"ckpt": str(ckpt), "disc": disc, "factory": factory, "label": label,
+                                   "temperature": temperature, "sigma": sigma})
         return
     config = RunConfig(n=n, steps=steps, method="mala" if mala or method == "mala" else "ula", eps=eps,
                        noise_scale=noise_scale, seed=seed, chunk_size=chunk_size, record_every=record_every)
-    job = SampleJob(ckpt=ckpt, out=out, run=config, disc=disc, label=label, temperature=temperature, sigma=sigma,
-                    energy_kind=energy_kind, device=device, on_nan=on_nan, checkpoint_every=checkpoint_every,
-                    resume=resume, distributed=distributed, fast=fast, fast_mode=fast_mode)
+    job = SampleJob(ckpt=ckpt, out=out, run=config, disc=disc, factory=factory, label=label,
+                    temperature=temperature, sigma=sigma, energy_kind=energy_kind, device=device, on_nan=on_nan,
+                    checkpoint_every=checkpoint_every, resume=resume, distributed=distributed, fast=fast,
+                    fast_mode=fast_mode)
     done = run_sampling(job, echo=echo_err)
     if not done.written:
         return

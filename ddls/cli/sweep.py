@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from .common import POSITIVE, bootstrap_option, chain_options, echo_err, energy_options, image_metric_options
+from .common import POSITIVE, bootstrap_option, chain_options, echo_err, energy_options, image_metric_options, model_option
 
 
 @click.command()
 @click.option("--ckpt", required=True, help="Checkpoint: 2-D or image, written by `ddls train` (or `ddls calibrate`).")
+@model_option
 @click.option("--eps", "eps_values", type=POSITIVE, multiple=True, default=(1e-2, 1e-3, 1e-4, 1e-5),
               show_default=True, help="Step sizes to try (repeat the option).")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
@@ -25,7 +26,7 @@ from .common import POSITIVE, bootstrap_option, chain_options, echo_err, energy_
               help="Images: chains.png shows every k-th Langevin step.")
 @chain_options
 @energy_options
-def sweep(ckpt, eps_values, steps, out_dir, as_json, resamples, features, stats, data, ref_n, classifier, grid_chains,
+def sweep(ckpt, factory, eps_values, steps, out_dir, as_json, resamples, features, stats, data, ref_n, classifier, grid_chains,
           grid_every, noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device):
     """Compare the generator alone with DDLS at several step sizes.
 
@@ -37,11 +38,12 @@ def sweep(ckpt, eps_values, steps, out_dir, as_json, resamples, features, stats,
     from ..sampling.run import load_energy
     from ..sampling.sweep import format_table
 
-    model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind)
+    model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind, factory=factory)
     out = Path(out_dir or f"sweep-{Path(ckpt).stem}")
     base = RunConfig(n=n, steps=steps, method="mala" if mala else "ula", noise_scale=noise_scale, seed=seed,
                      chunk_size=chunk_size)
-    record = {"ckpt": str(ckpt), "temperature": temperature, "sigma": sigma, "energy": energy.kind}
+    record = {"ckpt": str(ckpt), **({"factory": factory} if factory else {}), "temperature": temperature,
+              "sigma": sigma, "energy": energy.kind}
     if len(energy.sample_shape) == 3:  # (C, H, W)
         rows, columns, files = sweep_images(ckpt, model, energy, base, list(eps_values), out, record,
                                             features=features, stats=stats, data=data, ref_n=ref_n,

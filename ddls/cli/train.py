@@ -47,7 +47,8 @@ def _loss_names() -> list[str]:
 @click.option("--out", type=click.Path(), required=True,
               help="A .pt checkpoint, or a folder for model.pt, config.json, history.csv, losses.png and grids.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
-              help="Save progress (weights, optimisers, RNG) to <checkpoint>.resume.pt every k steps (0: never).")
+              help="Save progress (weights, optimisers, RNG) to <checkpoint>.resume.pt every k steps and on "
+                   "Ctrl-C (0: never).")
 @click.option("--sample-every", type=click.IntRange(min=0), default=500, show_default=True,
               help="Write a grid of samples every k steps into <out>/samples (images; 0: only at the end).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <checkpoint>.resume.pt.")

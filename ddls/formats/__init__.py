@@ -16,11 +16,12 @@ from ..errors import DDLSError
 from . import ddls_native
 from . import gan_collections
 from . import mimicry
+from . import own
 from . import studiogan
 from . import tuned
 from ._common import summary_keys
 
-FORMATS = (ddls_native, gan_collections, mimicry, studiogan, tuned)
+FORMATS = (ddls_native, own, gan_collections, mimicry, studiogan, tuned)
 
 
 def supported() -> str:
@@ -28,24 +29,21 @@ def supported() -> str:
 
 
 def load_any(ckpt: str | os.PathLike, disc: str | os.PathLike | None = None, *, label: int | None = None,
-             device: str | torch.device = "cpu") -> Model:
-    """The Model in `ckpt` (and `disc`, for libraries that save G and D apart), whichever format wrote it."""
+             device: str | torch.device = "cpu", factory: str | None = None) -> Model:
+    """The Model in `ckpt` (and `disc`, for libraries that save G and D apart), whichever format wrote it.
+
+    factory: `pkg.mod:fn` or `path/to/gan.py:fn`, a function that builds your own networks, whose
+    state dicts `ckpt` holds (see ddls.models.factory)."""
     path = Path(ckpt)
     payload = read_checkpoint(path)
     disc_path = Path(disc) if disc is not None else None
+    if factory is not None and disc_path is not None:
+        raise DDLSError(f"a model factory reads both networks' weights from {path}; drop the discriminator file")
     disc_payload = read_checkpoint(disc_path) if disc_path is not None else None
-    for fmt in FORMATS:
-        if fmt.detect(payload, path):
-            if disc_path is not None and fmt in (ddls_native, gan_collections):
-                raise DDLSError(f"{path} is a {fmt.NAME} checkpoint, which holds both networks; drop --disc")
-            model = fmt.load(payload, path, disc_payload, disc_path)
-            break
+    if factory is not None:
+        model = own.load_with_factory(factory, payload, path)
     else:
-        hint = ""
-        if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
-            hint = " It is a bare state dict of one network, with no generator/discriminator pair."
-        raise DDLSError(f"{path}: no checkpoint format ddls knows (found {summary_keys(payload)}).{hint} "
-                        f"Supported: {supported()}")
+        model = _load_detected(payload, path, disc_payload, disc_path)
     if label is not None:
         if not model.num_classes:
             raise DDLSError(f"{path} is an unconditional model; drop --label")
@@ -55,6 +53,23 @@ def load_any(ckpt: str | os.PathLike, disc: str | os.PathLike | None = None, *, 
         model.label = label
     model.meta = {**(model.meta or {}), "ckpt": str(path), "disc": None if disc is None else str(disc)}
     return model.to(device)
+
+
+def _load_detected(payload, path: Path, disc_payload, disc_path: Path | None) -> Model:
+    """The Model of the first format that recognises `payload`, or a one-line refusal saying what was found."""
+    for fmt in FORMATS:
+        if fmt.detect(payload, path):
+            if disc_path is not None and fmt in (ddls_native, gan_collections, own):
+                raise DDLSError(f"{path} is a {fmt.NAME} checkpoint, which holds both networks; drop --disc")
+            return fmt.load(payload, path, disc_payload, disc_path)
+    hint = ""
+    if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        hint = " It is a bare state dict of one network, with no generator/discriminator pair."
+    elif isinstance(payload, dict) and any(g in payload and d in payload for g, d in own.PAIRS):
+        hint = (" It holds generator and discriminator state dicts: give the model factory (module:function "
+                "or file.py:function) that builds the networks.")
+    raise DDLSError(f"{path}: no checkpoint format ddls knows (found {summary_keys(payload)}).{hint} "
+                    f"Supported: {supported()}")
 
 
 def describe(model: Model) -> dict:
@@ -69,4 +84,5 @@ def describe(model: Model) -> dict:
         "energy": model.energy_kind,
         "generator_parameters": sum(p.numel() for p in model.generator.parameters()),
         "discriminator_parameters": sum(p.numel() for p in model.discriminator.parameters()),
+        **({"factory": meta["factory"]} if meta.get("factory") else {}),
     }

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import torch
 from torch import Tensor
 
+from .._interrupt import stop_requested
 from .._torch import derived_seed, frozen, make_generator
 from .energy import LatentEnergy
 from ..errors import DDLSError, NonFiniteEnergy
@@ -201,6 +202,11 @@ def run_chain(sampler: Sampler, energy: Callable[[Tensor], Tensor], position: Te
             if record is not None and record_every:
                 records.append(record(0, state))
         for i in range(done + 1, steps + 1):
+            if stop_requested():  # Ctrl-C: step i - 1 is whole; saved unchecked, the resume checks where this run would
+                if save is not None:
+                    save(ChainProgress(i - 1, stepper.hold(state), accept_sum, first_bad, records,
+                                       generator.get_state(), last_good, eps, restarts))
+                raise KeyboardInterrupt
             state = stepper(state, eps, i)
             if on_step is not None:
                 on_step()

@@ -9,8 +9,9 @@ from typing import Callable
 
 import numpy as np
 
+from .._interrupt import deferred_interrupt
 from .._torch import resolve_device
-from ..errors import DDLSError
+from ..errors import DDLSError, Interrupted
 from .driver import RunConfig, run_chunks
 from .fastpath import FastPath
 
@@ -19,12 +20,14 @@ EACH = "each"  # label 'each': chain i gets class i mod num_classes
 
 def load_energy(ckpt: str, device: str = "auto", temperature: float = 1.0, sigma: float = 0.0,
                 energy_kind: str | None = None, disc: str | None = None, label: int | str | None = None,
-                n: int = 0):
-    """(model, its latent energy) from any checkpoint format; label EACH cycles n chains through the classes."""
+                n: int = 0, factory: str | None = None):
+    """(model, its latent energy) from any checkpoint format; label EACH cycles n chains through the classes.
+    factory: the function that builds your own networks (`pkg.mod:fn` or `file.py:fn`); ckpt holds their weights."""
     from ..formats import load_any
     from .energy import cycle_labels
 
-    model = load_any(ckpt, disc, label=None if label == EACH else label, device=resolve_device(device))
+    model = load_any(ckpt, disc, label=None if label == EACH else label, device=resolve_device(device),
+                     factory=factory)
     chains = None
     if label == EACH:
         if not model.num_classes:
@@ -41,6 +44,7 @@ class SampleJob:
     out: str
     run: RunConfig
     disc: str | None = None
+    factory: str | None = None  # the function that builds your own networks; their weights are in ckpt
     label: int | str | None = None
     temperature: float = 1.0
     sigma: float = 0.0
@@ -78,11 +82,12 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
     if group is not None and job.resume:
         raise DDLSError("resuming is not supported in distributed runs; rerun without it")
     model, energy = load_energy(job.ckpt, str(group.device) if group else job.device, job.temperature, job.sigma,
-                                job.energy_kind, job.disc, job.label, config.n)
+                                job.energy_kind, job.disc, job.label, config.n, job.factory)
     state_file = resume_path(job.out)
     identity = {"ckpt_sha256": file_digest(job.ckpt), "disc_sha256": file_digest(job.disc) if job.disc else None,
-                "label": job.label, "energy": energy.kind, "temperature": job.temperature,
-                "sigma": job.sigma, "device": str(energy.device), "run": config.to_dict()}
+                **({"factory": job.factory} if job.factory else {}), "label": job.label, "energy": energy.kind,
+                "temperature": job.temperature, "sigma": job.sigma, "device": str(energy.device),
+                "run": config.to_dict()}
     progress = None
     if group is None:
         progress = progress_to_resume(state_file, job.resume,
@@ -114,10 +119,15 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
     writer = SampleWriter(job.out, sample_layout(config.n, energy.dim, energy.sample_shape, method=config.method,
                                                  steps=config.steps, record_every=config.record_every),
                           resume=progress is not None)
-    seen = stream_chunks(writer, chunks, keep_spool=state_file.exists)
+    try:
+        with deferred_interrupt():  # Ctrl-C stops between steps and saves the progress
+            seen = stream_chunks(writer, chunks, keep_spool=state_file.exists)
+    except KeyboardInterrupt:
+        raise Interrupted(state_file if state_file.exists() else None) from None
     restarts = (progress.restarts if progress is not None else []) + seen.restarts
     wall = time.perf_counter() - t0
-    meta = {"ckpt": str(job.ckpt), "disc": job.disc, "label": job.label,
+    meta = {"ckpt": str(job.ckpt), "disc": job.disc, **({"factory": job.factory} if job.factory else {}),
+            "label": job.label,
             "format": (model.meta or {}).get("format"), "data": model.data, "energy": energy.kind,
             "temperature": job.temperature, "sigma": job.sigma, "run": config.to_dict(), "on_nan": job.on_nan,
             "resumed": progress is not None, "restarts": [list(r) for r in restarts], "seconds": round(wall, 3),

@@ -14,8 +14,9 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from .._interrupt import deferred_interrupt
 from .._torch import frozen, make_generator
-from ..errors import DDLSError
+from ..errors import DDLSError, Interrupted
 from ..data.images import is_image_data
 from ..data.real import real_data
 from .trainer import TrainConfig, Trained, save_trained, train
@@ -84,9 +85,13 @@ def run_training(config: TrainConfig, out: str | Path, *, device: torch.device, 
         save_train_progress(state_file, identity, p)
 
     t0 = time.perf_counter()
-    trained = train(config, draw_real, shape, device=device, progress=True, start=start,
-                    save=save if checkpoint_every else None, save_every=checkpoint_every,
-                    snapshot=snapshot, snapshot_every=sample_every)
+    try:
+        with deferred_interrupt():  # Ctrl-C stops between steps and saves the progress
+            trained = train(config, draw_real, shape, device=device, progress=True, start=start,
+                            save=save if checkpoint_every else None, save_every=checkpoint_every,
+                            snapshot=snapshot, snapshot_every=sample_every)
+    except KeyboardInterrupt:
+        raise Interrupted(state_file if state_file.exists() else None) from None
     wall = time.perf_counter() - t0
     summary: dict = {"train_seconds": round(wall, 1), "resumed_from_step": start.step if start is not None else None}
     if len(shape) == 1:

@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from .._interrupt import stop_requested
 from .._torch import derived_seed, make_generator
 from ..errors import DDLSError
 from .losses import LossFamily, began_convergence, get_loss, gradient_penalty, pulling_away
@@ -183,17 +184,18 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
           sample_shape: int | tuple[int, ...], *, device: torch.device | str = "cpu", progress: bool = False,
           start: TrainProgress | None = None, save: Callable[[TrainProgress], None] | None = None,
           save_every: int = 0, snapshot: Callable[[int, nn.Module], None] | None = None,
-          snapshot_every: int = 0) -> Trained:
+          snapshot_every: int = 0, networks: tuple[nn.Module, nn.Module] | None = None) -> Trained:
     """Train from scratch, or from `start`. `draw_real(n, generator)` returns a batch of real samples.
 
     `save(progress)` is called every `save_every` steps; `start=progress` continues such a
     run and ends, on the same device, with exactly the weights of an uninterrupted one.
     `snapshot(step, generator)` (sample grids) is called every `snapshot_every` steps and
-    must not use the training's random stream.
+    must not use the training's random stream. `networks=(G, D)` trains those (taking (B, z_dim)
+    latents) instead of the config's architectures.
     """
     device = torch.device(device)
     family = config.family
-    g, d, g_spec, d_spec = build_models(config, sample_shape)
+    g, d, g_spec, d_spec = build_models(config, sample_shape) if networks is None else (*networks, {}, {})
     g, d = g.to(device), d.to(device)
     opt_g = _optimizer(family.optimizer, g.parameters(), config.lr_g, config)
     opt_d = _optimizer(family.optimizer, d.parameters(), config.lr_d, config)
@@ -226,8 +228,16 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
     def noise() -> Tensor:
         return torch.randn(bs, config.z_dim, generator=gen, device=device)
 
+    def progress_at(step: int) -> TrainProgress:
+        return TrainProgress(step, g.state_dict(), d.state_dict(), opt_g.state_dict(), opt_d.state_dict(),
+                             history, gen.get_state(), {"k": k.detach().cpu()})
+
     try:
         for step in range(done + 1, config.steps + 1):
+            if stop_requested():  # Ctrl-C: the previous step is whole; save it for a resume
+                if save is not None:
+                    save(progress_at(step - 1))
+                raise KeyboardInterrupt
             for _ in range(config.critic_steps):
                 real = draw_real(bs, gen).to(device)
                 with torch.no_grad():
@@ -277,8 +287,7 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
             if snapshot is not None and snapshot_every and (step % snapshot_every == 0 or step == config.steps):
                 snapshot(step, g)
             if save is not None and save_every and step % save_every == 0 and step < config.steps:
-                save(TrainProgress(step, g.state_dict(), d.state_dict(), opt_g.state_dict(), opt_d.state_dict(),
-                                   history, gen.get_state(), {"k": k.detach().cpu()}))
+                save(progress_at(step))
     finally:
         if bar is not None:
             bar.close()

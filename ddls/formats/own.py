@@ -1,0 +1,117 @@
+"""Your own networks: checkpoints written by `ddls.save`, and state-dict files read through a factory.
+
+`ddls.save` writes the state dicts of G and D with the factory that builds them (its name
+and arguments) and what the energy needs (latent shape, energy kind, data). Loading calls
+the factory again (see ddls.models.factory) and fills in the weights, strictly.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import DDLSError
+from ..io.checkpoint import Model, load_state
+from ..io.outputs import write_bytes
+from ..models.factory import build_from, origin_of
+from ._common import summary_keys, tensor_state
+
+NAME = "own"
+DESCRIPTION = "your own networks (written by `ddls.save`; rebuilt by their factory)"
+FORMAT = "ddls-own"
+FORMAT_VERSION = 1
+# Key pairs under which a state-dict file may hold the two networks
+PAIRS = (("generator", "discriminator"), ("G", "D"), ("g", "d"), ("netG", "netD"), ("net_G", "net_D"))
+EXTRA_META = ("config", "step", "history")  # what a trained Model's meta keeps across a save
+
+
+def save(model_or_energy: Any, path: str | os.PathLike) -> Path:
+    """Write the networks, the factory that builds them and what the energy needs; returns the path."""
+    from ..sampling.energy import LatentEnergy
+
+    x = model_or_energy
+    if isinstance(x, Model):
+        g, d, latent, kind = x.generator, x.discriminator, x.latent_shape, x.energy_kind
+        data, classes, label = x.data, x.num_classes, x.label
+        extra = {k: v for k, v in (x.meta or {}).items() if k in EXTRA_META}
+    elif isinstance(x, LatentEnergy):
+        g, d, latent, kind = x.generator, x.discriminator, x.latent_shape, x.kind
+        data, classes, label, extra = None, 0, x.label, {}
+    else:
+        raise DDLSError(f"ddls.save takes a Model (from ddls.wrap, ddls.train or a load) or a LatentEnergy, "
+                        f"got {type(x).__name__}")
+    origin = origin_of(g)
+    if origin is None:
+        raise DDLSError("ddls.save cannot tell how to rebuild these networks: build them with a function "
+                        "marked @ddls.factory")
+    info = {"latent_shape": list(latent), "energy": kind, "data": data, "num_classes": int(classes),
+            "label": label if isinstance(label, int) else None}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "factory": origin.spec,
+        "factory_kwargs": origin.to_json(),
+        "model": json.dumps(info),
+        "extra": json.dumps(extra, default=str),
+        "generator": {k: v.detach().cpu() for k, v in g.state_dict().items()},
+        "discriminator": {k: v.detach().cpu() for k, v in d.state_dict().items()},
+    }
+    return write_bytes(path, lambda fh: torch.save(payload, fh))
+
+
+def detect(payload: Any, path: Path) -> bool:
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
+def load(payload: Any, path: Path, disc: Any = None, disc_path: Path | None = None, *,
+         factory: str | None = None) -> Model:
+    """The Model in a `ddls.save` checkpoint, built by its recorded factory (or by `factory`)."""
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise DDLSError(f"{path} has own-network format version {payload.get('format_version')}, this ddls reads "
+                        f"{FORMAT_VERSION}; upgrade ddls")
+    try:
+        info = json.loads(payload["model"])
+        kwargs = json.loads(payload["factory_kwargs"])
+        spec = factory or payload["factory"]
+        extra = json.loads(payload.get("extra") or "{}")
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise DDLSError(f"{path}: checkpoint is missing its factory or model description ({exc})") from None
+    model = build_from(spec, kwargs, from_checkpoint=factory is None)
+    _fill(model, payload["generator"], payload["discriminator"], path)
+    model.latent_shape = tuple(info["latent_shape"])
+    model.energy_kind = info["energy"]
+    model.data = info.get("data")
+    model.num_classes = info.get("num_classes") or model.num_classes
+    if info.get("label") is not None and model.label is None:
+        model.label = info["label"]
+    model.meta = {**model.meta, **extra}
+    return model
+
+
+def load_with_factory(spec: str, payload: Any, path: Path) -> Model:
+    """The networks `spec` builds, with their weights from `payload` (a `ddls.save` file or G and D state dicts)."""
+    if detect(payload, path):
+        return load(payload, path, factory=spec)
+    g_state, d_state = state_pair(payload, path)
+    model = build_from(spec)
+    _fill(model, g_state, d_state, path)
+    return model
+
+
+def state_pair(payload: Any, path: Path) -> tuple[dict, dict]:
+    if isinstance(payload, dict):
+        for g_key, d_key in PAIRS:
+            if g_key in payload and d_key in payload:
+                return tensor_state(payload[g_key], g_key, path), tensor_state(payload[d_key], d_key, path)
+    raise DDLSError(f"{path} holds no generator and discriminator state dicts (found {summary_keys(payload)}); "
+                    f"save them as {{'G': G.state_dict(), 'D': D.state_dict()}}, or with ddls.save")
+
+
+def _fill(model: Model, g_state: Any, d_state: Any, path: Path) -> None:
+    load_state(model.generator, tensor_state(g_state, "generator", path), "generator", path)
+    load_state(model.discriminator, tensor_state(d_state, "discriminator", path), "discriminator", path)
+    model.generator.eval()
+    model.discriminator.eval()
