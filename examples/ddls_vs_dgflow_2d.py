@@ -17,8 +17,14 @@ ddls.posthoc.run, so the library's own code is what is measured. Cases:
 - sparse: as grid, but the outer modes have weight 0.002 per coordinate: the generator almost
   misses the 16 outer modes (8% of its mass where the data has 64%).
 
-Prints one markdown table per case: EMD (mean and 95% interval over seeds), modes covered and
-high-quality %. docs/results.md ("DDLS against DGflow: why, and what to run") quotes its output.
+Prints one markdown table per case: EMD (mean and 95% interval over seeds), modes covered,
+high-quality % and the share of samples per mode group. docs/results.md ("DDLS against DGflow:
+why, and what to run") quotes its output.
+
+    OMP_NUM_THREADS=1 python examples/ddls_vs_dgflow_2d.py --moves pretrained/fmnist_sngan.pt
+
+prints, for any checkpoint (an image GAN too), how far each setting moves the latents from their
+prior draws and how much it raises the mean raw logit d(G(z)): the budget view of the study.
 """
 from __future__ import annotations
 
@@ -354,15 +360,56 @@ def _shares(s: np.ndarray) -> str:
     return "/".join(f"{100 * v:.0f}" for v in s)
 
 
+# DDLS settings in the (eps, T, steps) plane, and DGflow's defaults. DGflow (KL) is the DDLS step at
+# eps = 2 eta gamma, T = gamma without the prior's pull: (0.002, 0.01, 25).
+MOVES = [("generator alone", "generator", 1.0, 0.0, 0),
+         ("DDLS T=1, eps 0.01, 100 steps", "ddls", 1.0, 0.01, 100),
+         ("DDLS T=0.3, eps 0.01, 100 steps", "ddls", 0.3, 0.01, 100),
+         ("DDLS T=0.2, eps 0.01, 100 steps", "ddls", 0.2, 0.01, 100),
+         ("DDLS T=0.1, eps 0.01, 100 steps", "ddls", 0.1, 0.01, 100),
+         ("DDLS noise 0.1, eps 0.01, 100 steps", "noise", 1.0, 0.01, 100),
+         ("DDLS T=0.04, eps 0.002, 100 steps", "ddls", 0.04, 0.002, 100),
+         ("DDLS T=0.01, eps 0.002, 25 steps", "ddls", 0.01, 0.002, 25),
+         ("DGflow defaults", "dgflow", 1.0, 0.0, 25)]
+
+
+def moves(ckpt: str, n: int = 64) -> None:
+    """How far each setting moves the latents and how much it raises the mean raw logit, on one checkpoint."""
+    model = ddls.load_any(ckpt, device="cpu")
+    logit, _ = make_target(model.energy(), "raw")
+    start = run("generator", logit, n, default_config("generator"), seed=0).latents
+    print(f"\n{ckpt}, {n} chains, latent size {start.shape[1]}, mean |z0| {start.norm(dim=1).mean():.2f}\n")
+    print("| setting | drift eps*steps/(2T) | diffusion eps*steps | latent moved | mean norm of z | mean d |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, method, temperature, eps, steps in MOVES:
+        target, _ = make_target(model.energy(temperature=temperature), "raw")
+        if method == "dgflow":
+            config, drift, diffusion = default_config("dgflow"), 0.1 * steps, 2 * 0.1 * 0.01 * steps
+        else:
+            config = default_config("generator" if method == "generator" else "ddls", steps=steps, eps=max(eps, 1e-9),
+                                    noise_scale=0.1 if method == "noise" else 1.0)
+            drift, diffusion = eps * steps / (2 * temperature), eps * steps * (0.01 if method == "noise" else 1)
+        z = run("ddls" if method == "noise" else method, target, n, config, seed=0).latents
+        with torch.no_grad():
+            d = float(logit(z).mean())
+        print(f"| {label} | {drift:.2f} | {diffusion:.2f} | {float((z - start).norm(dim=1).mean()):.2f} | "
+              f"{float(z.norm(dim=1).mean()):.2f} | {d:.3f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=[*CASES, "all"], default="all")
     parser.add_argument("--n", type=int, default=1000, help="samples per run")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..k-1 per row")
+    parser.add_argument("--moves", metavar="CKPT", default=None,
+                        help="instead: latent moves and logit gains of each setting on this checkpoint")
     args = parser.parse_args()
     start = time.time()
-    for name in CASES if args.case == "all" else [args.case]:
-        run_case(name, args.n, list(range(args.seeds)))
+    if args.moves:
+        moves(args.moves)
+    else:
+        for name in CASES if args.case == "all" else [args.case]:
+            run_case(name, args.n, list(range(args.seeds)))
     print(f"\n({time.time() - start:.0f} s)")
 
 
