@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import math
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -42,6 +43,28 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     return gen
+
+
+class SeededChunk(NamedTuple):
+    """Items start..stop-1 of a run, and the random stream they draw from."""
+
+    index: int
+    start: int
+    stop: int
+    generator: torch.Generator
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+def seeded_chunks(n: int, chunk_size: int, seed: int, device: torch.device | str = "cpu",
+                  indices: Iterable[int] | None = None) -> Iterator[SeededChunk]:
+    """The chunks of n items, chunk_size at a time (the last may be smaller); chunk k's stream is
+    seeded by derived_seed(seed, k), so it is the same whoever runs it. `indices` picks chunks (default: all)."""
+    for k in range(math.ceil(n / chunk_size)) if indices is None else indices:
+        start = k * chunk_size
+        yield SeededChunk(k, start, min(start + chunk_size, n), make_generator(derived_seed(seed, k), device))
 
 
 def resolve_device(name: str | None) -> torch.device:

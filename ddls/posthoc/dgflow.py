@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from .._torch import derived_seed, frozen, make_generator
+from .._torch import frozen, seeded_chunks
 from ..errors import DDLSError
 from .target import LatentLogit, PosthocResult
 
@@ -71,10 +71,8 @@ def sample(target: LatentLogit, n: int, config: DGflowConfig = DGflowConfig(), *
                         f"use raw, logistic or finetune")
     xs, zs = [], []
     with frozen(*target.modules()):
-        for k, start in enumerate(range(0, n, config.chunk_size)):
-            size = min(config.chunk_size, n - start)
-            gen = make_generator(derived_seed(seed, k), target.device)
-            z = target.prior_sample(size, gen)
+        for _, start, stop, gen in seeded_chunks(n, config.chunk_size, seed, target.device):
+            z = target.prior_sample(stop - start, gen)
             for _ in range(config.steps):
                 z = step(target, z, config, gen)
             if not torch.isfinite(z).all():

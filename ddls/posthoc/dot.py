@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from .._torch import derived_seed, frozen, make_generator
+from .._torch import derived_seed, frozen, make_generator, seeded_chunks
 from ..errors import DDLSError
 from .target import LatentLogit, PosthocResult
 
@@ -87,13 +87,12 @@ def sample(target: LatentLogit, n: int, config: DOTConfig = DOTConfig(), *, seed
                                                                          target.device))
         evaluations += 2 * config.pairs
     xs, zs = [], []
-    for k, start in enumerate(range(0, n, config.chunk_size)):
-        size = min(config.chunk_size, n - start)
-        y = target.prior_sample(size, make_generator(derived_seed(seed, k), target.device))
+    for chunk in seeded_chunks(n, config.chunk_size, seed, target.device):
+        y = target.prior_sample(chunk.size, chunk.generator)
         z = transport(target, y, k_eff, config)
         with torch.no_grad(), frozen(*target.modules()):
             xs.append(target.decode(z).cpu())
         zs.append(z.cpu())
-        evaluations += 2 * size * config.steps
+        evaluations += 2 * chunk.size * config.steps
     latents = torch.cat(zs)
     return PosthocResult(torch.cat(xs), latents, evaluations, {"k_eff": k_eff})

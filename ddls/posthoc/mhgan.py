@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .._torch import derived_seed, frozen, make_generator
+from .._torch import frozen, seeded_chunks
 from ..errors import DDLSError
 from .target import LatentLogit, PosthocResult
 
@@ -67,9 +67,8 @@ def sample(target: LatentLogit, n: int, config: MHGANConfig = MHGANConfig(), *,
     accept_sum = torch.zeros((), dtype=torch.float64)
     restarted = 0
     with torch.no_grad(), frozen(*target.modules()):
-        for k, start in enumerate(range(0, n, config.chunk_size)):
-            size = min(config.chunk_size, n - start)
-            gen = make_generator(derived_seed(seed, k), target.device)
+        for _, start, stop, gen in seeded_chunks(n, config.chunk_size, seed, target.device):
+            size = stop - start
             real = draw_real(size, gen).to(target.device)
             from_real = _Chain(target.of_samples(real), torch.full((size, target.energy.dim), float("nan"),
                                                                     device=target.device), real)

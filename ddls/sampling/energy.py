@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .._torch import frozen
+from ..divergences import DIVERGENCES
 from ..errors import DDLSError
 
 LOG_2PI = math.log(2 * math.pi)
@@ -30,18 +31,12 @@ def _lsgan_log_ratio(out: Tensor) -> Tensor:
     return torch.log(d) - torch.log1p(-d)
 
 
-def _fgan_scores() -> dict[str, Callable[[Tensor], Tensor]]:
-    from ..training.losses import DIVERGENCES
-
-    return {f"fgan-{name}": div.log_ratio for name, div in DIVERGENCES.items()}
-
-
 SCORES: dict[str, Callable[[Tensor], Tensor]] = {
     "gan": lambda out: out,
     "wgan": lambda out: out,
     "ae": lambda out: -out,
     "lsgan": _lsgan_log_ratio,
-    **_fgan_scores(),
+    **{f"fgan-{name}": div.log_ratio for name, div in DIVERGENCES.items()},
 }
 
 

@@ -8,7 +8,6 @@ pre-activation v (f-GAN, Nowozin et al. 2016, T = g_f(v)).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -16,9 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..divergences import DIVERGENCES, Divergence
 from ..errors import DDLSError
-
-LOG2 = math.log(2.0)
 
 
 # --- logistic GANs -------------------------------------------------------------------
@@ -112,46 +110,7 @@ def began_convergence(real_loss: float, fake_loss: float, gamma: float) -> float
     return real_loss + abs(gamma * real_loss - fake_loss)
 
 
-# --- f-GAN (Nowozin et al. 2016, table 6) ------------------------------------------------
-# For each divergence: the output activation T = g_f(v), the conjugate f*(T), and the log
-# density ratio log p_data/p_g = log (f')^{-1}(T) that the optimal T encodes, all in v.
-
-@dataclass(frozen=True)
-class Divergence:
-    name: str
-    activation: Callable[[Tensor], Tensor]  # T = g_f(v)
-    conjugate_of_v: Callable[[Tensor], Tensor]  # f*(g_f(v)), written stably in v
-    log_ratio: Callable[[Tensor], Tensor]  # log (f')^{-1}(g_f(v))
-    f: Callable[[Tensor], Tensor]  # the generator function f(u), for tests and docs
-    conjugate: Callable[[Tensor], Tensor]  # f*(t) in closed form
-
-
-PEARSON_FLOOR = 1e-6  # 1 + v/2 must stay positive for a density ratio
-
-DIVERGENCES: dict[str, Divergence] = {
-    "kl": Divergence(
-        "kl", lambda v: v, lambda v: torch.exp(v - 1), lambda v: v - 1,
-        f=lambda u: u * torch.log(u), conjugate=lambda t: torch.exp(t - 1)),
-    "reverse-kl": Divergence(
-        "reverse-kl", lambda v: -torch.exp(-v), lambda v: v - 1, lambda v: v,
-        f=lambda u: -torch.log(u), conjugate=lambda t: -1 - torch.log(-t)),
-    "pearson": Divergence(
-        "pearson", lambda v: v, lambda v: 0.25 * v * v + v,
-        lambda v: torch.log(torch.clamp(1 + 0.5 * v, min=PEARSON_FLOOR)),
-        f=lambda u: (u - 1).pow(2), conjugate=lambda t: 0.25 * t * t + t),
-    "hellinger": Divergence(
-        "hellinger", lambda v: 1 - torch.exp(-v), lambda v: torch.expm1(v), lambda v: 2 * v,
-        f=lambda u: (torch.sqrt(u) - 1).pow(2), conjugate=lambda t: t / (1 - t)),
-    "js": Divergence(
-        "js", lambda v: LOG2 - F.softplus(-v), lambda v: F.softplus(v) - LOG2, lambda v: v,
-        f=lambda u: -(u + 1) * torch.log((1 + u) / 2) + u * torch.log(u),
-        conjugate=lambda t: -torch.log(2 - torch.exp(t))),
-    "gan": Divergence(
-        "gan", lambda v: -F.softplus(-v), lambda v: F.softplus(v), lambda v: v,
-        f=lambda u: u * torch.log(u) - (u + 1) * torch.log(u + 1),
-        conjugate=lambda t: -torch.log(1 - torch.exp(t))),
-}
-
+# --- f-GAN (Nowozin et al. 2016): its divergences live in ddls.divergences --------------------
 
 def fgan_d_loss(real: Tensor, fake: Tensor, divergence: Divergence) -> Tensor:
     """Minus the variational bound E_P[T(x)] - E_Q[f*(T(G(z)))]."""
