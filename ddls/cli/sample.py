@@ -7,7 +7,7 @@ import numpy as np
 from ..errors import DDLSError
 from ..sampling.run import EACH
 from .common import CKPT_HELP, DISC_HELP, POSITIVE, LabelType, chain_options, echo_err, energy_options
-from .posthoc import method_option, posthoc_options
+from .posthoc import PosthocCommand, langevin_methods, method_option, posthoc_options
 
 
 def fast_options(f):
@@ -21,7 +21,7 @@ def fast_options(f):
     return f
 
 
-@click.command()
+@click.command(cls=PosthocCommand)
 @click.option("--ckpt", required=True, help=CKPT_HELP)
 @click.option("--disc", default=None, help=DISC_HELP)
 @click.option("--label", type=LabelType(), default=None, metavar="K|each",
@@ -49,16 +49,18 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
            noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, distributed, compile_,
            autocast, cuda_graphs, channels_last, posthoc):
     """Draw samples with DDLS (Langevin in latent space) or another post-hoc sampler; write them as .npz."""
+    from ..posthoc import default_config
     from ..sampling.driver import RunConfig
     from ..sampling.fastpath import FastPath
     from ..sampling.run import SampleJob, describe_restarts, load_energy, run_posthoc_sampling, run_sampling
 
-    if method not in ("ddls", "mala") or posthoc["calibration"] != "raw":
+    chains = langevin_methods()  # these run through run_sampling: resumable, streamed to the file
+    if method not in chains or posthoc["calibration"] != "raw":
         if resume or record_every or mala or label == EACH:
-            raise DDLSError("--resume, --record-every, --mala and --label each are for --method ddls/mala with "
-                            "raw calibration")
+            raise DDLSError(f"--resume, --record-every, --mala and --label each are for --method {'/'.join(chains)} "
+                            f"with raw calibration")
         if grid:
-            raise DDLSError("--grid is for --method ddls/mala; plot the .npz samples instead")
+            raise DDLSError(f"--grid is for --method {'/'.join(chains)}; plot the .npz samples instead")
         model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind, disc, label)
         run_posthoc_sampling(model, energy, method, out, n=n, seed=seed, chunk_size=chunk_size, steps=steps,
                              eps=eps, noise_scale=noise_scale, posthoc=posthoc, echo=echo_err,
@@ -67,7 +69,8 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
         return
     fast = FastPath(compile=compile_, autocast=None if autocast == "off" else autocast, cuda_graphs=cuda_graphs,
                     channels_last=channels_last)
-    config = RunConfig(n=n, steps=steps, method="mala" if mala or method == "mala" else "ula", eps=eps,
+    kernel = default_config(method).method  # ula, or mala
+    config = RunConfig(n=n, steps=steps, method="mala" if mala else kernel, eps=eps,
                        noise_scale=noise_scale, seed=seed, chunk_size=chunk_size, record_every=record_every)
     job = SampleJob(ckpt=ckpt, out=out, run=config, disc=disc, label=label, temperature=temperature, sigma=sigma,
                     energy_kind=energy_kind, device=device, on_nan=on_nan, checkpoint_every=checkpoint_every,

@@ -16,6 +16,7 @@ from ._common import PairSpec, fill, pair_networks, rename, shape
 
 NAME = "torch-mimicry"
 DESCRIPTION = "torch-mimicry (--ckpt netG_<step>_steps.pth --disc netD_<step>_steps.pth; SNGAN-32, WGAN-GP-32)"
+ONE_FILE = False
 
 G_RULES = [
     (r"l1\.", "fc."),

@@ -19,6 +19,7 @@ from ._common import PairSpec, fill, pair_networks, rename, shape
 
 NAME = "StudioGAN"
 DESCRIPTION = "StudioGAN (--ckpt model=G-...-weights-step=N.pth --disc model=D-...pth; resnet backbone, 32x32)"
+ONE_FILE = False
 
 G_RULES = [
     (r"linear0\.", "fc."),

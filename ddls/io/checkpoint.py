@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from ..sampling.energy import Label, LatentEnergy, as_label
+from ..sampling.energy import Label, LatentEnergy, as_label, cycle_labels
 from ..errors import DDLSError
 from ..models import build
 from .outputs import write_bytes
@@ -71,18 +71,38 @@ class Model:
     def energy(self, *, temperature: float = 1.0, sigma: float = 0.0, kind: str | None = None,
                label: Label = None) -> LatentEnergy:
         """label: a class for every chain, or one class per chain (see LatentEnergy)."""
-        label = as_label(self.label if label is None else label)
+        label = self.checked_label(self.label if label is None else label)
         if self.num_classes and label is None:
-            raise DDLSError(f"this is a conditional model with {self.num_classes} classes; "
-                            f"give a class label (--label 0..{self.num_classes - 1}, or --label each)")
-        if self.num_classes:
-            low, high = (label, label) if isinstance(label, int) else (int(label.min()), int(label.max()))
-            if low < 0 or high >= self.num_classes:
-                raise DDLSError(f"label {low if low < 0 else high} is out of range for {self.num_classes} "
-                                f"classes (0..{self.num_classes - 1})")
+            raise DDLSError(f"this is a conditional model with {self.num_classes} classes; give a class label "
+                            f"(0..{self.num_classes - 1}) for every chain, or one per chain")
         return LatentEnergy(self.generator, self.discriminator, self.latent_shape,
                             kind=kind or self.energy_kind, temperature=temperature, sigma=sigma,
                             label=label, select=self.select)
+
+    def checked_label(self, label: Label, *, source: str | None = None) -> int | Tensor | None:
+        """`label` as `as_label` gives it, refused when out of range for a model that knows its classes.
+
+        With `source` (the file it came from) a model without classes is known to be unconditional,
+        and any label is refused; without it (a wrapped model) the label is taken as given.
+        """
+        label = as_label(label)
+        if label is None:
+            return None
+        if not self.num_classes:
+            if source is not None:
+                raise DDLSError(f"{source} is an unconditional model; drop the label")
+            return label
+        low, high = (label, label) if isinstance(label, int) else (int(label.min()), int(label.max()))
+        if low < 0 or high >= self.num_classes:
+            raise DDLSError(f"label {low if low < 0 else high} is out of range for {self.num_classes} "
+                            f"classes (0..{self.num_classes - 1})")
+        return label
+
+    def cycled_labels(self, n: int, *, source: str | None = None) -> Tensor:
+        """Chain i of n gets class i mod num_classes."""
+        if not self.num_classes:
+            raise DDLSError(f"{source or 'this model'} is an unconditional model; drop the label")
+        return cycle_labels(n, self.num_classes)
 
     def to(self, device: torch.device | str) -> "Model":
         self.generator.to(device)

@@ -20,11 +20,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import click
 import torch
 from torch import Tensor
 
 from .._torch import frozen, seeded_chunks
 from ..errors import DDLSError
+from .registry import POSITIVE, Setting, register
 from .target import LatentLogit, PosthocResult
 
 # s(d) = rho * f''(rho) at rho = exp(-d), for each f-divergence
@@ -64,6 +66,14 @@ def step(target: LatentLogit, z: Tensor, config: DGflowConfig, generator: torch.
     return z + config.eta * weight[:, None] * grad + math.sqrt(2 * config.eta * config.gamma) * noise
 
 
+@register("dgflow", DGflowConfig, "discriminator gradient flow of the prior latents", shared={"chunk_size": "chunk_size"},
+          settings=[
+              Setting("--dgflow-steps", "steps", click.IntRange(min=0), "DGflow: steps."),
+              Setting("--dgflow-eta", "eta", POSITIVE, "DGflow: step size."),
+              Setting("--dgflow-gamma", "gamma", click.FloatRange(min=0),
+                      "DGflow: entropy regularisation (noise sqrt(2 eta gamma))."),
+              Setting("--dgflow-f", "f_div", click.Choice(list(VELOCITY_WEIGHTS)), "DGflow: f-divergence."),
+          ])
 def sample(target: LatentLogit, n: int, config: DGflowConfig = DGflowConfig(), *, seed: int = 0) -> PosthocResult:
     """n refined samples; chunk k starts from the prior draws of stream (seed, k), as DDLS does."""
     if not target.calibration.differentiable:

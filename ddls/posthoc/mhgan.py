@@ -17,11 +17,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+import click
 import torch
 from torch import Tensor
 
 from .._torch import frozen, seeded_chunks
 from ..errors import DDLSError
+from .registry import Setting, register
 from .target import LatentLogit, PosthocResult
 
 
@@ -57,6 +59,11 @@ class _Chain:
         return log_ratio.clamp(max=0).exp()
 
 
+@register("mhgan", MHGANConfig, "Metropolis-Hastings chains of generator proposals, started at real samples",
+          shared={"chunk_size": "chunk_size"}, needs_real=True, settings=[
+              Setting("--mh-chain-length", "chain_length", click.IntRange(min=1),
+                      "MH-GAN: generator proposals per output sample."),
+          ])
 def sample(target: LatentLogit, n: int, config: MHGANConfig = MHGANConfig(), *,
            draw_real: Callable[[int, torch.Generator], Tensor], seed: int = 0) -> PosthocResult:
     """n samples, each the end of a K-step chain; chunk k of chains uses the stream (seed, k)."""

@@ -22,14 +22,9 @@ def load_energy(ckpt: str, device: str = "auto", temperature: float = 1.0, sigma
                 n: int = 0):
     """(model, its latent energy) from any checkpoint format; label EACH cycles n chains through the classes."""
     from ..formats import load_any
-    from .energy import cycle_labels
 
     model = load_any(ckpt, disc, label=None if label == EACH else label, device=resolve_device(device))
-    chains = None
-    if label == EACH:
-        if not model.num_classes:
-            raise DDLSError(f"{ckpt} is an unconditional model; drop the label")
-        chains = cycle_labels(n, model.num_classes)
+    chains = model.cycled_labels(n, source=ckpt) if label == EACH else None
     return model, model.energy(temperature=temperature, sigma=sigma, kind=energy_kind, label=chains)
 
 
