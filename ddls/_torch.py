@@ -84,5 +84,5 @@ def resolve_device(name: str | None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         from .errors import DDLSError
 
-        raise DDLSError(f"device {name!r} asked for but no CUDA GPU is available; use --device cpu")
+        raise DDLSError(f"device {name!r} asked for but no CUDA GPU is available; use the cpu device")
     return device

@@ -13,6 +13,6 @@ class NonFiniteEnergy(DDLSError):
         shown = ", ".join(str(c) for c in chains[:8]) + (", ..." if len(chains) > 8 else "")
         super().__init__(
             f"energy became NaN or inf by step {step} in {len(chains)} chain(s) [{shown}] "
-            f"at eps={eps:g}{' ' + note if note else ''}; try a smaller --eps"
-            + ("" if note else " or --on-nan restart")
+            f"at eps={eps:g}{' ' + note if note else ''}; try a smaller eps"
+            + ("" if note else ", or have such chains restarted (on-NaN policy 'restart')")
         )

@@ -128,7 +128,7 @@ def test_diverging_chains_name_eps_and_step(ckpt, tmp_path):
     out = tmp_path / "never.npz"
     line = one_line_error(invoke("sample", "--ckpt", ckpt, "--eps", 1e6, "--steps", 200, "--n", 10, "--out", out))
     assert line.startswith("Error: energy became NaN or inf by step ")
-    assert "eps=1e+06" in line and "smaller --eps" in line
+    assert "eps=1e+06" in line and "smaller eps" in line
     assert not out.exists()
 
 
@@ -149,4 +149,4 @@ def test_eval_refuses_nan_samples(tmp_path):
     x[[2, 7], 1] = np.nan
     write_npz(path, {"x": x}, {"data": "gmm25"})
     line = one_line_error(invoke("eval", "--samples", path))
-    assert line == f"Error: {path}: 2 of 10 samples are NaN or inf; sample again with a smaller --eps"
+    assert line == f"Error: {path}: 2 of 10 samples are NaN or inf; sample again with a smaller eps"

@@ -43,7 +43,7 @@ def test_distributed_flag_outside_torchrun_is_one_line(tmp_path, monkeypatch):
                                  "--out", str(tmp_path / "x.npz")])
     assert r.exit_code == 1
     assert r.output.strip().splitlines()[-1] == (
-        "Error: --distributed needs several processes; start it with torchrun: "
+        "Error: a distributed run needs several processes; start it with torchrun: "
         "torchrun --nproc_per_node=K -m ddls sample ...")
 
 

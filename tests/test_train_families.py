@@ -291,5 +291,5 @@ def test_resnet_sngan_trains_on_grayscale_32x32_and_refuses_other_sizes(tmp_path
     model = load_model(save_trained(tmp_path / "r.pt", trained, data="toy"))
     assert model.energy_kind == "wgan"
     assert model.energy().decode(torch.zeros(2, 8)).shape == (2, 1, 32, 32)
-    with pytest.raises(DDLSError, match="add --image-size 32"):
+    with pytest.raises(DDLSError, match="set the image size to 32"):
         cfg.model_specs((1, 28, 28))

@@ -63,7 +63,7 @@ def calibrate(generator: nn.Module, discriminator: nn.Module, latent_shape: tupl
     if not all(math.isfinite(v) for v in history):
         bad = next(i for i, v in enumerate(history) if not math.isfinite(v))
         raise DDLSError(f"calibration diverged: the loss became {history[bad]} at step {bad + 1}; "
-                        f"try a smaller --lr (got {lr:g})")
+                        f"try a smaller learning rate (got {lr:g})")
     return d.eval(), history
 
 

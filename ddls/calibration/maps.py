@@ -143,7 +143,7 @@ def fit(kind: str, real_scores: Tensor, fake_scores: Tensor) -> Calibration:
     if kind == "logistic":
         a, b = fit_logistic(scores, labels)
         if not (math.isfinite(a) and math.isfinite(b)):
-            raise DDLSError("logistic calibration did not converge; try --calibration isotonic or raw")
+            raise DDLSError("logistic calibration did not converge; try isotonic or raw calibration")
         return Calibration("logistic", a=a, b=b)
     knots, probs = fit_isotonic(scores, labels)
     return Calibration("isotonic", knots=tuple(knots.tolist()), probs=tuple(probs.tolist()))

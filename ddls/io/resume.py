@@ -160,6 +160,6 @@ def progress_to_resume(state_file: Path, resume: bool, load: Callable[[Path], An
 
         click.echo(f"no {state_file} to resume from; starting from the beginning", err=True)
     elif state_file.exists():
-        raise DDLSError(f"{state_file} holds an interrupted run; add --resume to finish it, "
+        raise DDLSError(f"{state_file} holds an interrupted run; resume it to finish it, "
                         f"or delete it to start over")
     return None

@@ -42,7 +42,7 @@ class FeatureExtractor:
             raise DDLSError(f"{self.name} features take images (N, C, H, W), got samples of shape {tuple(shape)}")
         if self.image_shape is not None and tuple(shape) != self.image_shape:
             raise DDLSError(f"{self.name} features are for {'x'.join(map(str, self.image_shape))} images, got "
-                            f"{'x'.join(map(str, shape))}; use --features inception")
+                            f"{'x'.join(map(str, shape))}; use inception features")
 
     @torch.no_grad()
     def __call__(self, images: Tensor | np.ndarray, *, progress: bool = False) -> np.ndarray:

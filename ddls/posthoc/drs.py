@@ -96,7 +96,7 @@ def sample(target: LatentLogit, n: int, config: DRSConfig = DRSConfig(), *, seed
         while kept < n:
             if proposals >= config.max_proposals_per_sample * n:
                 raise DDLSError(f"DRS accepted {kept} of {proposals} proposals; the discriminator rejects "
-                                f"almost everything (try --calibration logistic, or a DRS gamma percentile)")
+                                f"almost everything (try logistic calibration, or a DRS gamma percentile)")
             z = target.prior_sample(config.batch_size, gen)
             x = target.decode(z)
             logit = target.of_samples(x)

@@ -95,7 +95,7 @@ def make_target(energy: LatentEnergy, calibration: str, draw_real: DrawReal | No
         return LatentLogit(energy), {"calibration": RAW.to_dict(), "evaluations": 0}
     if draw_real is None:
         raise DDLSError(f"{calibration} calibration needs real samples, and this checkpoint names no data "
-                        f"source (ddls checkpoints name theirs: 2-D data or an image data set); use --calibration raw")
+                        f"source (ddls checkpoints name theirs: 2-D data or an image data set); use raw calibration")
     if calibration == "finetune":
         batch = 256
         d, losses = calibrate(energy.generator, energy.discriminator, energy.latent_shape, draw_real,

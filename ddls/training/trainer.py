@@ -105,14 +105,14 @@ class TrainConfig:
             raise DDLSError(f"images must be square (C, H, H), got {shape}")
         channels, size = shape[0], shape[1]
         if self.arch == "mlp":
-            raise DDLSError(f"{self.data} holds images; use --arch dcgan or resnet")
+            raise DDLSError(f"{self.data} holds images; use the dcgan or resnet architecture")
         if self.arch == "dcgan":
             g = {"arch": "dcgan_g", "z_dim": self.z_dim, "channels": channels, "size": size, "width": self.width}
             d = {"arch": "dcgan_d", "channels": channels, "size": size, "width": self.width,
                  "spectral_norm": family.spectral_norm}
         else:
             if size != 32:
-                raise DDLSError(f"the ResNet is for 32x32 images, these are {size}x{size}; add --image-size 32")
+                raise DDLSError(f"the ResNet is for 32x32 images, these are {size}x{size}; set the image size to 32 (padded)")
             g = {"arch": "resnet32_g", "z_dim": self.z_dim, "channels": 2 * self.width, "image_channels": channels}
             d = {"arch": "resnet32_d", "channels": self.width, "image_channels": channels,
                  "spectral_norm": family.spectral_norm}
@@ -243,7 +243,7 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
                 dl, gl = d_loss.item(), g_loss.item()
                 if not (math.isfinite(dl) and math.isfinite(gl)):
                     raise DDLSError(f"training diverged by step {step}: d_loss={dl}, g_loss={gl}; "
-                                    f"try a smaller --lr (got {config.lr_g:g})")
+                                    f"try a smaller learning rate (got {config.lr_g:g})")
                 history["step"].append(step)
                 history["d_loss"].append(dl)
                 history["g_loss"].append(gl)
