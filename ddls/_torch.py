@@ -14,19 +14,34 @@ from torch import nn
 def frozen(*modules: nn.Module | None) -> Iterator[None]:
     """Eval mode and no parameter gradients inside the block; the previous state is restored."""
     mods = [m for m in modules if m is not None]
-    training = [m.training for m in mods]
     params = [(p, p.requires_grad) for m in mods for p in m.parameters()]
     try:
-        for m in mods:
-            m.eval()
         for p, _ in params:
             p.requires_grad_(False)
-        yield
+        with eval_mode(*mods):
+            yield
     finally:
-        for m, was in zip(mods, training):
-            m.train(was)
         for p, req in params:
             p.requires_grad_(req)
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module | None) -> Iterator[None]:
+    """Eval mode inside the block (batch norm on its running statistics, no dropout); afterwards
+    every submodule is back in its own mode, so a caller's networks are never left switched."""
+    subs = [m for mod in modules if mod is not None for m in mod.modules()]
+    training = [m.training for m in subs]
+    if not any(training):  # already in eval mode (the driver freezes the networks): nothing to do
+        yield
+        return
+    try:
+        for mod in modules:
+            if mod is not None:
+                mod.eval()
+        yield
+    finally:
+        for m, was in zip(subs, training):
+            m.training = was
 
 
 def derived_seed(seed: int, *keys: int) -> int:

@@ -81,3 +81,12 @@ def test_an_unregistered_method_is_gone(tmp_path):
     r = invoke("sample", "--ckpt", CKPT, "--method", "shift", "--out", tmp_path / "x.npz")
     assert r.exit_code == 2 and "'shift' is not one of ddls, mala" in r.output
     assert "unknown method(s) shift" in one_line_error(invoke("compare", "--ckpt", CKPT, "--methods", "shift"))
+
+
+def test_the_package_exports_the_chain_runner_and_the_posthoc_entry():
+    import ddls
+    from ddls.sampling.driver import run_chain
+
+    assert {"posthoc", "run_chain"} <= set(ddls.__all__)
+    assert all(isinstance(name, str) and hasattr(ddls, name) for name in ddls.__all__)
+    assert ddls.posthoc.run is posthoc.run and ddls.run_chain is run_chain

@@ -63,11 +63,6 @@ class Model:
     select: Any = None  # picks the score from D's output; see energy.make_selector
     num_classes: int = 0  # > 0: a conditional model, which needs a label
 
-    def __post_init__(self):
-        # a loaded model samples: batch norm uses its running statistics, whoever calls the energy
-        self.generator.eval()
-        self.discriminator.eval()
-
     def energy(self, *, temperature: float = 1.0, sigma: float = 0.0, kind: str | None = None,
                label: Label = None) -> LatentEnergy:
         """label: a class for every chain, or one class per chain (see LatentEnergy)."""
@@ -140,7 +135,8 @@ def load_state(module: nn.Module, state: dict, what: str, path: Path) -> None:
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> Model:
-    """Load a checkpoint written by `ddls train`."""
+    """Load a checkpoint of ddls's own (written by `ddls train` or `ddls calibrate`); `ddls.load_any`
+    reads every format ddls knows, other libraries' included."""
     path = Path(path)
     return model_from_payload(read_checkpoint(path), path).to(device)
 
@@ -167,4 +163,5 @@ def model_from_payload(ckpt: Any, path: Path) -> Model:
     load_state(d, ckpt["discriminator"], "discriminator", path)
     meta = {"config": json.loads(ckpt.get("config") or "{}"), "step": ckpt.get("step"), "model": model,
             "extra": json.loads(ckpt.get("extra") or "{}"), "format": FORMAT}
-    return Model(g, d, tuple(model["latent_shape"]), model["energy"], model.get("data"), meta)
+    # a loaded model samples: batch norm on its running statistics, whoever calls the networks
+    return Model(g.eval(), d.eval(), tuple(model["latent_shape"]), model["energy"], model.get("data"), meta)
