@@ -26,6 +26,7 @@ from torch import Tensor
 
 from .._torch import frozen, seeded_chunks
 from ..errors import DDLSError
+from ..sampling.samplers import autograd_energy_and_grad
 from .registry import POSITIVE, Setting, register
 from .target import LatentLogit, PosthocResult
 
@@ -57,11 +58,8 @@ class DGflowConfig:
 
 def step(target: LatentLogit, z: Tensor, config: DGflowConfig, generator: torch.Generator) -> Tensor:
     """One discretised step of the flow for a batch of latents."""
-    with torch.enable_grad():
-        zg = z.detach().requires_grad_(True)
-        d = target(zg)
-        (grad,) = torch.autograd.grad(d.sum(), zg)
-    weight = VELOCITY_WEIGHTS[config.f_div](d.detach())
+    d, grad = autograd_energy_and_grad(target, z)  # the logit and its gradient, as for an energy
+    weight = VELOCITY_WEIGHTS[config.f_div](d)
     noise = torch.randn(z.shape, generator=generator, device=generator.device)
     return z + config.eta * weight[:, None] * grad + math.sqrt(2 * config.eta * config.gamma) * noise
 
