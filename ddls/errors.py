@@ -16,3 +16,11 @@ class NonFiniteEnergy(DDLSError):
             f"at eps={eps:g}{' ' + note if note else ''}; try a smaller eps"
             + ("" if note else ", or have such chains restarted (on-NaN policy 'restart')")
         )
+
+
+class UnfinishedRun(DDLSError):
+    """A resume file holds an interrupted run, and this run was not asked to resume it."""
+
+    def __init__(self, state_file):
+        self.state_file = state_file
+        super().__init__(f"{state_file} holds an interrupted run; resume it to finish it, or delete it to start over")

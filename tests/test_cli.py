@@ -150,3 +150,19 @@ def test_eval_refuses_nan_samples(tmp_path):
     write_npz(path, {"x": x}, {"data": "gmm25"})
     line = one_line_error(invoke("eval", "--samples", path))
     assert line == f"Error: {path}: 2 of 10 samples are NaN or inf; sample again with a smaller eps"
+
+
+def test_an_interrupted_run_is_named_in_library_and_command_line_terms(ckpt, tmp_path):
+    """The library says to resume the run; the command line names its own flag for that."""
+    from ddls.errors import UnfinishedRun
+    from ddls.sampling.driver import RunConfig
+    from ddls.sampling.run import SampleJob, run_sampling
+
+    out = tmp_path / "s.npz"
+    (tmp_path / "s.npz.resume.pt").write_bytes(b"saved work")
+    with pytest.raises(UnfinishedRun, match="holds an interrupted run; resume it to finish it") as info:
+        run_sampling(SampleJob(ckpt=str(ckpt), out=str(out), run=RunConfig(n=4, steps=2, eps=0.01), device="cpu"))
+    assert "--" not in str(info.value).replace(str(tmp_path), "")
+    line = one_line_error(invoke("sample", "--ckpt", ckpt, "--steps", 2, "--n", 4, "--out", out))
+    assert line.endswith("s.npz.resume.pt holds an interrupted run; add --resume to finish it, or delete it to start over")
+    assert (tmp_path / "s.npz.resume.pt").read_bytes() == b"saved work" and not out.exists()

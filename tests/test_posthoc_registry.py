@@ -90,3 +90,11 @@ def test_the_package_exports_the_chain_runner_and_the_posthoc_entry():
     assert {"posthoc", "run_chain"} <= set(ddls.__all__)
     assert all(isinstance(name, str) and hasattr(ddls, name) for name in ddls.__all__)
     assert ddls.posthoc.run is posthoc.run and ddls.run_chain is run_chain
+
+
+def test_a_setting_must_name_a_config_field_with_a_default():
+    with pytest.raises(DDLSError, match="--shift-far name no field of ShiftConfig"):
+        posthoc.register("far", ShiftConfig, "x", settings=[posthoc.Setting("--shift-far", "far")])(shifted)
+    with pytest.raises(DDLSError, match="--drs-pilot are already taken"):
+        posthoc.register("far", ShiftConfig, "x", settings=[posthoc.Setting("--drs-pilot", "by")])(shifted)
+    assert "far" not in posthoc.METHODS

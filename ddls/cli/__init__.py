@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import click
 
-from ..errors import DDLSError
+from ..errors import DDLSError, UnfinishedRun
 from . import metrics, models, posthoc, sample, sweep, train
+
+# Library errors that the command line words in its own terms (its flags), by type.
+CLI_WORDING = {
+    UnfinishedRun: lambda exc: f"{exc.state_file} holds an interrupted run; add --resume to finish it, "
+                               f"or delete it to start over",
+}
 
 
 class _Group(click.Group):
@@ -14,7 +20,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except DDLSError as exc:
-            raise click.ClickException(str(exc)) from None
+            wording = CLI_WORDING.get(type(exc))
+            raise click.ClickException(wording(exc) if wording else str(exc)) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "DDLS"})

@@ -83,6 +83,12 @@ def register(name: str, config: type, summary: str, *, settings=(), shared: Mapp
         clash = [s.flag for s in settings if s.name in taken]
         if clash:
             raise DDLSError(f"method {name!r}: option(s) {', '.join(clash)} are already taken; name them after it")
+        fields = getattr(config, "__dataclass_fields__", {})
+        bad = [s.flag for s in settings if s.field not in fields
+               or fields[s.field].default is dataclasses.MISSING and fields[s.field].default_factory is dataclasses.MISSING]
+        if bad:
+            raise DDLSError(f"method {name!r}: option(s) {', '.join(bad)} name no field of {config.__name__} "
+                            f"that has a default")
         params = inspect.signature(sample).parameters
         _REGISTRY[name] = Method(name, config, summary, sample, tuple(settings), dict(shared or {}), make_config,
                                  needs_real, listed, tuple(k for k in OPTIONAL_INPUTS if k in params))

@@ -1,6 +1,6 @@
 """A whole sampling run, as `ddls sample` and `ddls.sample_to_file` start it: load the model, run
 the chains in chunks (resumable, sharded under torchrun), stream them into the .npz, and record
-in its meta everything that made it. The post-hoc methods run through `ddls.posthoc.run_to_file`."""
+in its meta everything that made it. The other post-hoc methods run through `run_posthoc_sampling`."""
 from __future__ import annotations
 
 import time
