@@ -226,7 +226,7 @@ def test_train_errors_are_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     assert last_line(invoke("train", "--data", f"folder:{tmp_path / 'empty'}", "--steps", 1, "--out",
                             tmp_path / "b")).startswith("Error: no images")
-    assert "use --arch dcgan or resnet" in last_line(invoke(
+    assert "use the dcgan or resnet architecture" in last_line(invoke(
         "train", "--data", f"folder:{_png_folder(tmp_path / 'imgs')}", "--arch", "mlp", "--steps", 1,
         "--out", tmp_path / "c"))
 
