@@ -1,6 +1,13 @@
-"""ddls: Discriminator Driven Latent Sampling for trained GANs."""
+"""ddls: Discriminator Driven Latent Sampling for trained GANs.
+
+load_model reads ddls's own checkpoints; load_any reads every format ddls knows (other libraries'
+included); wrap takes any generator and discriminator. sample runs Langevin chains on an energy,
+run_chain one chunk of chains with a kernel of make_sampler; posthoc.run draws with any registered
+post-hoc method (ddls, mala, drs, mhgan, dot, dgflow).
+"""
+from . import posthoc
 from .io.checkpoint import Model, load_model
-from .sampling.driver import RunConfig, SampleResult, sample
+from .sampling.driver import RunConfig, SampleResult, run_chain, sample
 from .sampling.energy import LatentEnergy
 from .errors import DDLSError, NonFiniteEnergy
 from .formats import load_any
@@ -11,5 +18,6 @@ from .models.wrap import wrap
 from .training.own import train
 
 __all__ = ["DDLSError", "Info", "LatentEnergy", "Model", "NonFiniteEnergy", "RunConfig", "SampleResult", "Sampler",
-           "State", "factory", "load_any", "load_model", "make_sampler", "sample", "save", "train", "wrap"]
+           "State", "factory", "load_any", "load_model", "make_sampler", "posthoc", "run_chain", "sample", "save",
+           "train", "wrap"]
 __version__ = "0.1.0"

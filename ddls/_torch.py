@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import math
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -13,19 +14,34 @@ from torch import nn
 def frozen(*modules: nn.Module | None) -> Iterator[None]:
     """Eval mode and no parameter gradients inside the block; the previous state is restored."""
     mods = [m for m in modules if m is not None]
-    training = [m.training for m in mods]
     params = [(p, p.requires_grad) for m in mods for p in m.parameters()]
     try:
-        for m in mods:
-            m.eval()
         for p, _ in params:
             p.requires_grad_(False)
-        yield
+        with eval_mode(*mods):
+            yield
     finally:
-        for m, was in zip(mods, training):
-            m.train(was)
         for p, req in params:
             p.requires_grad_(req)
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module | None) -> Iterator[None]:
+    """Eval mode inside the block (batch norm on its running statistics, no dropout); afterwards
+    every submodule is back in its own mode, so a caller's networks are never left switched."""
+    subs = [m for mod in modules if mod is not None for m in mod.modules()]
+    training = [m.training for m in subs]
+    if not any(training):  # already in eval mode (the driver freezes the networks): nothing to do
+        yield
+        return
+    try:
+        for mod in modules:
+            if mod is not None:
+                mod.eval()
+        yield
+    finally:
+        for m, was in zip(subs, training):
+            m.training = was
 
 
 def derived_seed(seed: int, *keys: int) -> int:
@@ -42,6 +58,28 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     return gen
+
+
+class SeededChunk(NamedTuple):
+    """Items start..stop-1 of a run, and the random stream they draw from."""
+
+    index: int
+    start: int
+    stop: int
+    generator: torch.Generator
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+def seeded_chunks(n: int, chunk_size: int, seed: int, device: torch.device | str = "cpu",
+                  indices: Iterable[int] | None = None) -> Iterator[SeededChunk]:
+    """The chunks of n items, chunk_size at a time (the last may be smaller); chunk k's stream is
+    seeded by derived_seed(seed, k), so it is the same whoever runs it. `indices` picks chunks (default: all)."""
+    for k in range(math.ceil(n / chunk_size)) if indices is None else indices:
+        start = k * chunk_size
+        yield SeededChunk(k, start, min(start + chunk_size, n), make_generator(derived_seed(seed, k), device))
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -61,5 +99,5 @@ def resolve_device(name: str | None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         from .errors import DDLSError
 
-        raise DDLSError(f"device {name!r} asked for but no CUDA GPU is available; use --device cpu")
+        raise DDLSError(f"device {name!r} asked for but no CUDA GPU is available; use the cpu device")
     return device

@@ -22,6 +22,14 @@ class NonFiniteEnergy(DDLSError):
         shown = ", ".join(str(c) for c in chains[:8]) + (", ..." if len(chains) > 8 else "")
         super().__init__(
             f"energy became NaN or inf by step {step} in {len(chains)} chain(s) [{shown}] "
-            f"at eps={eps:g}{' ' + note if note else ''}; try a smaller --eps"
-            + ("" if note else " or --on-nan restart")
+            f"at eps={eps:g}{' ' + note if note else ''}; try a smaller eps"
+            + ("" if note else ", or have such chains restarted (on-NaN policy 'restart')")
         )
+
+
+class UnfinishedRun(DDLSError):
+    """A resume file holds an interrupted run, and this run was not asked to resume it."""
+
+    def __init__(self, state_file):
+        self.state_file = state_file
+        super().__init__(f"{state_file} holds an interrupted run; resume it to finish it, or delete it to start over")

@@ -85,7 +85,7 @@ def test_domain_features_refuse_other_image_shapes():
     from ddls.metrics.features import make_features
 
     extractor = make_features("domain")
-    with pytest.raises(DDLSError, match="for 1x28x28 images, got 3x32x32; use --features inception"):
+    with pytest.raises(DDLSError, match="for 1x28x28 images, got 3x32x32; use inception features"):
         extractor(torch.zeros(2, 3, 32, 32))
 
 

@@ -118,7 +118,7 @@ def test_diverging_chains_name_eps_and_step(ckpt, tmp_path):
     out = tmp_path / "never.npz"
     line = one_line_error(invoke("sample", "--ckpt", ckpt, "--eps", 1e6, "--steps", 200, "--n", 10, "--out", out))
     assert line.startswith("Error: energy became NaN or inf by step ")
-    assert "eps=1e+06" in line and "smaller --eps" in line
+    assert "eps=1e+06" in line and "smaller eps" in line
     assert not out.exists()
 
 
@@ -139,4 +139,20 @@ def test_eval_refuses_nan_samples(tmp_path):
     x[[2, 7], 1] = np.nan
     write_npz(path, {"x": x}, {"data": "gmm25"})
     line = one_line_error(invoke("eval", "--samples", path))
-    assert line == f"Error: {path}: 2 of 10 samples are NaN or inf; sample again with a smaller --eps"
+    assert line == f"Error: {path}: 2 of 10 samples are NaN or inf; sample again with a smaller eps"
+
+
+def test_an_interrupted_run_is_named_in_library_and_command_line_terms(ckpt, tmp_path):
+    """The library says to resume the run; the command line names its own flag for that."""
+    from ddls.errors import UnfinishedRun
+    from ddls.sampling.driver import RunConfig
+    from ddls.sampling.run import SampleJob, run_sampling
+
+    out = tmp_path / "s.npz"
+    (tmp_path / "s.npz.resume.pt").write_bytes(b"saved work")
+    with pytest.raises(UnfinishedRun, match="holds an interrupted run; resume it to finish it") as info:
+        run_sampling(SampleJob(ckpt=str(ckpt), out=str(out), run=RunConfig(n=4, steps=2, eps=0.01), device="cpu"))
+    assert "--" not in str(info.value).replace(str(tmp_path), "")
+    line = one_line_error(invoke("sample", "--ckpt", ckpt, "--steps", 2, "--n", 4, "--out", out))
+    assert line.endswith("s.npz.resume.pt holds an interrupted run; add --resume to finish it, or delete it to start over")
+    assert (tmp_path / "s.npz.resume.pt").read_bytes() == b"saved work" and not out.exists()

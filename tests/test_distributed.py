@@ -39,7 +39,7 @@ def test_distributed_flag_outside_torchrun_is_one_line(tmp_path, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     r = invoke("sample", "--ckpt", CKPT, "-n", "4", "--steps", "1", "--distributed", "--out", tmp_path / "x.npz")
     assert one_line_error(r) == (
-        "Error: --distributed needs several processes; start it with torchrun: "
+        "Error: a distributed run needs several processes; start it with torchrun: "
         "torchrun --nproc_per_node=K -m ddls sample ...")
 
 

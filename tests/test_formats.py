@@ -79,7 +79,10 @@ def test_gan_collections_dcgan_batchnorm_discriminator(tmp_path):
     with torch.no_grad():
         with frozen(*energy.modules()):  # what the driver wraps every run in
             torch.testing.assert_close(energy(zs), expected, rtol=1e-4, atol=1e-4)
-        assert not torch.allclose(energy(zs), expected, rtol=1e-3, atol=1e-3)  # (this also moves the stats)
+        torch.testing.assert_close(energy(zs), expected, rtol=1e-4, atol=1e-4)  # the energy itself uses them too
+        assert model.discriminator.training  # and gives the caller's module its own mode back
+        batch_stats = model.discriminator(ref_g(zs))  # a train-mode D on its own: batch statistics
+        assert not torch.allclose(batch_stats, ref_d(ref_g(zs)), rtol=1e-3, atol=1e-3)
 
 
 def test_gan_collections_dcgan_real_width_inspect(tmp_path):
@@ -151,7 +154,7 @@ def test_studiogan_conditional_needs_label(tmp_path):
           80, tmp_path, label=3)
     line = one_line_error(invoke("sample", "--ckpt", gp, "--disc", dp, "--steps", 1, "--n", 2, "--device", "cpu",
                                  "--out", tmp_path / "y.npz"))
-    assert "conditional" in line and "--label" in line
+    assert "conditional model with 10 classes; give a class label (0..9)" in line
     line = one_line_error(invoke("sample", "--ckpt", gp, "--disc", dp, "--label", 10, "--device", "cpu",
                                  "--out", tmp_path / "y.npz"))
     assert "out of range" in line
@@ -229,10 +232,10 @@ def test_generator_without_discriminator(tmp_path):
     gp = tmp_path / "netG_10_steps.pth"
     torch.save({"model_state_dict": g, "optimizer_state_dict": {}, "global_step": 10}, gp)
     line = one_line_error(invoke("inspect", "--ckpt", gp))
-    assert "--disc netD_<step>_steps.pth" in line
+    assert "the discriminator file netD_<step>_steps.pth" in line
     sg, _ = L.studiogan_pair(16, 8, 8, 0)
     sp, _ = _studio_save(tmp_path, sg, {})
-    assert "--disc model=D-" in one_line_error(invoke("inspect", "--ckpt", sp))
+    assert "the discriminator file model=D-" in one_line_error(invoke("inspect", "--ckpt", sp))
 
 
 def test_mismatched_shapes(tmp_path):

@@ -140,7 +140,7 @@ def test_missing_stats_or_weights_end_in_one_line(generator_stats, tmp_path, mon
     line = one_line_error(invoke("eval", "--samples", tmp_path / "s.npz", "--stats", tmp_path / "no.npz"))
     assert "not found; make them with `ddls stats --data fashion-mnist --features domain --out FILE`" in line
     line = one_line_error(invoke("eval", "--samples", tmp_path / "s.npz"))
-    assert "pass --stats FILE" in line
+    assert "give reference statistics (make them with `ddls stats" in line
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     line = one_line_error(invoke("eval", "--samples", tmp_path / "s.npz", "--stats", stats,
                                  "--features", "inception", "--device", "cpu"))
@@ -161,7 +161,7 @@ def test_stats_of_other_features_are_refused(generator_stats, tmp_path):
                                                                                      "dim": 2048})
     write_npz(tmp_path / "s.npz", {"x": x[:10]}, {})
     line = one_line_error(invoke("eval", "--samples", tmp_path / "s.npz", "--stats", tmp_path / "inc.npz"))
-    assert "holds inception statistics" in line and "--features inception" in line
+    assert "holds inception statistics" in line and "score with inception features" in line
 
 
 @pytest.mark.skipif(not HAVE_FMNIST, reason="needs `apt-get install dataset-fashion-mnist`")

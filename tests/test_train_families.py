@@ -90,6 +90,43 @@ def test_began_keeps_k_in_range_and_records_its_convergence_measure(tmp_path):
     assert all(m > 0 for m in h["m_global"])
 
 
+def test_began_moves_k_by_began_k_update_once_per_critic_step(monkeypatch):
+    import ddls.training.losses as losses
+
+    calls = []
+
+    def k_update(k, real_loss, fake_loss, gamma, lambda_k):
+        calls.append((gamma, lambda_k))
+        return k + 0.125  # a known path: k after step t is 0.125 * n_critic * t
+
+    monkeypatch.setattr(losses, "began_k_update", k_update)
+    cfg = TrainConfig(data="toy", loss="began", steps=3, batch_size=8, z_dim=8, arch="dcgan", width=4, n_critic=2,
+                      gamma=0.4, lambda_k=0.2, log_every=1)
+    h = train(cfg, noise_images, (1, 16, 16)).history
+    assert h["k"] == [0.25, 0.5, 0.75]
+    assert calls == [(0.4, 0.2)] * 6
+
+
+def test_ebgan_pulling_away_term_is_part_of_its_generator_loss():
+    """With D's codes all parallel the term is 1 (see test_losses): the G loss rises by pt_weight exactly."""
+    from ddls.training.losses import LossParams
+
+    class ParallelCodes(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1).pow(2).mean(1)
+
+        def forward_with_code(self, x):
+            return self(x), torch.ones(len(x), 3)
+
+    fake = torch.randn(4, 1, 2, 2, generator=make_generator(0))
+    family = LOSSES["ebgan"]
+    plain = family.generator_loss(ParallelCodes(), fake, LossParams(TrainConfig(data="toy", loss="ebgan")))
+    pulled = family.generator_loss(ParallelCodes(), fake,
+                                   LossParams(TrainConfig(data="toy", loss="ebgan", pt_weight=0.3)))
+    torch.testing.assert_close(plain, fake.flatten(1).pow(2).mean())
+    torch.testing.assert_close(pulled, plain + 0.3)
+
+
 @pytest.mark.parametrize("loss", ["began", "ebgan", "sngan"])
 def test_resume_through_a_resume_file_matches_the_uninterrupted_run(loss, tmp_path):
     cfg = TrainConfig(data="toy", loss=loss, steps=6, batch_size=8, z_dim=8, arch="dcgan", width=4, pt_weight=0.1,
@@ -178,7 +215,7 @@ def test_train_errors_are_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     assert one_line_error(invoke("train", "--data", f"folder:{tmp_path / 'empty'}", "--steps", 1, "--out",
                                  tmp_path / "b")).startswith("Error: no images")
-    assert "use --arch dcgan or resnet" in one_line_error(invoke(
+    assert "use the dcgan or resnet architecture" in one_line_error(invoke(
         "train", "--data", f"folder:{_png_folder(tmp_path / 'imgs')}", "--arch", "mlp", "--steps", 1,
         "--out", tmp_path / "c"))
 
@@ -274,5 +311,5 @@ def test_resnet_sngan_trains_on_grayscale_32x32_and_refuses_other_sizes(tmp_path
     model = load_model(save_trained(tmp_path / "r.pt", trained, data="toy"))
     assert model.energy_kind == "wgan"
     assert model.energy().decode(torch.zeros(2, 8)).shape == (2, 1, 32, 32)
-    with pytest.raises(DDLSError, match="add --image-size 32"):
+    with pytest.raises(DDLSError, match="set the image size to 32"):
         cfg.model_specs((1, 28, 28))

@@ -185,3 +185,40 @@ def test_cycled_labels_reach_each_class_target(chunk_size):
         torch.testing.assert_close(z.mean(0), target, atol=0.2, rtol=0)
         torch.testing.assert_close(z.var(0), torch.full((2,), 0.5), atol=0.15, rtol=0)
         torch.testing.assert_close(result.samples[y == c], z + SHIFT[c])
+
+
+class BatchNormG(nn.Module):
+    """A generator with batch norm (running statistics apart from batch statistics) and dropout."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+        self.norm = nn.BatchNorm1d(2)
+        self.drop = nn.Dropout(0.5)
+        with torch.no_grad():
+            self.norm.running_mean.fill_(3.0)
+            self.norm.running_var.fill_(4.0)
+
+    def forward(self, z):
+        return self.drop(self.norm(self.lin(z)))
+
+
+def test_wrap_leaves_the_callers_modules_in_their_mode():
+    """The energy runs G and D in eval mode (running statistics, no dropout), and each module,
+    submodules included, is back in the caller's mode after every call and after sampling."""
+    g, d = BatchNormG(), nn.Linear(2, 1)
+    g.drop.eval()  # a mixed mode of the caller's own: it must survive too
+    modes = [m.training for m in g.modules()]
+    model = ddls.wrap(g, d, latent_shape=2)
+    assert [m.training for m in g.modules()] == modes and d.training
+    z = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
+    energy = model.energy()
+    with torch.no_grad():
+        x = (g.lin(z) - 3.0) / math.sqrt(4.0 + g.norm.eps) * g.norm.weight + g.norm.bias  # eval-mode batch norm
+        expected = hand_energy(z, d(x)[:, 0])
+        torch.testing.assert_close(energy.decode(z), x)
+        torch.testing.assert_close(energy(z), expected)
+    ddls.sample(energy, ddls.RunConfig(n=6, steps=2, eps=1e-2))
+    assert [m.training for m in g.modules()] == modes and d.training
+    torch.testing.assert_close(g.norm.running_mean, torch.full((2,), 3.0))  # never updated
+    assert all(p.requires_grad for p in [*g.parameters(), *d.parameters()])

@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import click
 
-from ..errors import DDLSError, Interrupted
+from ..errors import DDLSError, Interrupted, UnfinishedRun
 from . import metrics, models, posthoc, sample, sweep, train, tune
+
+# Library errors that the command line words in its own terms (its flags), by type.
+CLI_WORDING = {
+    UnfinishedRun: lambda exc: f"{exc.state_file} holds an interrupted run; add --resume to finish it, "
+                               f"or delete it to start over",
+}
 
 
 class _Group(click.Group):
@@ -15,7 +21,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except DDLSError as exc:
-            raise click.ClickException(str(exc)) from None
+            wording = CLI_WORDING.get(type(exc))
+            raise click.ClickException(wording(exc) if wording else str(exc)) from None
         except Interrupted as exc:
             how = "; run the same command with --resume to finish it" if exc.resume_file is not None else ""
             click.echo(f"{exc}{how}", err=True)

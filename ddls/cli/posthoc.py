@@ -1,11 +1,12 @@
 """The post-hoc samplers on the command line: their options (shared by `sample` and `compare`)
-and the `compare` command."""
+and the `compare` command. The methods, their options and the help that lists them are read
+from ddls.posthoc.registry each time a command parses or shows help."""
 from __future__ import annotations
 
 import functools
 import json
-import time
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -13,78 +14,111 @@ from .common import POSITIVE, bootstrap_option, echo_err, image_metric_options, 
 from ..errors import DDLSError
 
 
+def calibration_params() -> list[click.Option]:
+    return [
+        click.Option(["--calibration"], type=click.Choice(["raw", "platt", "logistic", "isotonic", "finetune"]),
+                     default="raw", show_default=True,
+                     help="Map the discriminator's score to a calibrated logit, fitted on held-out real and "
+                          "generated samples (post-hoc methods and compare); logistic = platt. The same code as "
+                          "`ddls calibrate --method`."),
+        click.Option(["--calibration-n"], type=click.IntRange(min=2), default=5000, show_default=True,
+                     help="Real and generated samples each, for platt/isotonic calibration."),
+        click.Option(["--calibration-steps", "finetune_steps"], type=click.IntRange(min=1), default=2000,
+                     show_default=True, help="Most fine-tuning steps for --calibration finetune (early-stopped on "
+                                             "held-out data, as in `ddls calibrate`)."),
+    ]
 
-class _PercentOrNone(click.ParamType):
-    name = "PERCENT|none"
 
-    def convert(self, value, param, ctx):
-        if value is None or str(value).lower() == "none":
-            return None
-        try:
-            v = float(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a number in [0, 100] or 'none'", param, ctx)
-        if not 0 <= v <= 100:
-            self.fail(f"{v:g} is not in [0, 100]", param, ctx)
-        return v
+def posthoc_params() -> list[click.Option]:
+    """The settings of the post-hoc samplers as options: the calibration's, then each registered method's."""
+    from ..posthoc.registry import methods
+
+    return calibration_params() + [
+        click.Option([s.flag, s.name], type=s.type, default=m.default(s), show_default=True, help=s.help)
+        for m in methods() for s in m.settings]
 
 
-POSTHOC_OPTIONS = [  # settings of the post-hoc samplers; each command gets them as one dict `posthoc`
-    click.option("--calibration", type=click.Choice(["raw", "platt", "logistic", "isotonic", "finetune"]), default="raw",
-                 show_default=True, help="Map the discriminator's score to a calibrated logit, fitted on held-out "
-                                         "real and generated samples (post-hoc methods and compare); logistic = platt. "
-                                         "The same code as `ddls calibrate --method`."),
-    click.option("--calibration-n", type=click.IntRange(min=2), default=5000, show_default=True,
-                 help="Real and generated samples each, for platt/isotonic calibration."),
-    click.option("--calibration-steps", "finetune_steps", type=click.IntRange(min=1), default=2000,
-                 show_default=True, help="Most fine-tuning steps for --calibration finetune (early-stopped on "
-                                         "held-out data, as in `ddls calibrate`)."),
-    click.option("--drs-pilot", type=click.IntRange(min=1), default=10000, show_default=True,
-                 help="DRS: generated samples whose largest logit first estimates the maximum."),
-    click.option("--drs-gamma-percentile", type=_PercentOrNone(), default="95", show_default=True,
-                 help="DRS: shift F by this percentile of each batch ('none': exact rejection sampling)."),
-    click.option("--mh-chain-length", type=click.IntRange(min=1), default=640, show_default=True,
-                 help="MH-GAN: generator proposals per output sample."),
-    click.option("--dot-steps", type=click.IntRange(min=0), default=100, show_default=True, help="DOT: steps."),
-    click.option("--dot-lr", type=POSITIVE, default=0.05, show_default=True, help="DOT: step size."),
-    click.option("--dot-optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True),
-    click.option("--dot-pairs", type=click.IntRange(min=1), default=100, show_default=True,
-                 help="DOT: random latent pairs for the Lipschitz estimate k_eff."),
-    click.option("--dgflow-steps", type=click.IntRange(min=0), default=25, show_default=True, help="DGflow: steps."),
-    click.option("--dgflow-eta", type=POSITIVE, default=0.1, show_default=True, help="DGflow: step size."),
-    click.option("--dgflow-gamma", type=click.FloatRange(min=0), default=0.01, show_default=True,
-                 help="DGflow: entropy regularisation (noise sqrt(2 eta gamma))."),
-    click.option("--dgflow-f", type=click.Choice(["KL", "JS", "logD"]), default="KL", show_default=True,
-                 help="DGflow: f-divergence."),
-]
+class PosthocCommand(click.Command):
+    """A command that takes the post-hoc options of every method registered when it parses or shows help."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        help_option = self.get_help_option(ctx)
+        own = [p for p in params if p is not help_option]
+        taken = {p.name for p in own}
+        extra = [p for p in posthoc_params() if p.name not in taken]
+        return own + extra + ([help_option] if help_option is not None else [])
 
 
 def posthoc_options(f):
-    keys = [o(lambda: None).__click_params__[0].name for o in POSTHOC_OPTIONS]  # the options' names
+    """Hands the command the post-hoc options as one dict `posthoc`; use with `cls=PosthocCommand`."""
 
     @functools.wraps(f)
     def command(*args, **kwargs):
-        return f(*args, posthoc={k: kwargs.pop(k) for k in keys}, **kwargs)
+        keys = [p.name for p in posthoc_params()]
+        return f(*args, posthoc={k: kwargs.pop(k) for k in keys if k in kwargs}, **kwargs)
 
-    for option in reversed(POSTHOC_OPTIONS):
-        command = option(command)
     return command
 
 
+class MethodName(click.ParamType):
+    """A registered post-hoc method, looked up when the value is parsed."""
+
+    name = "method"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        from ..posthoc.registry import names
+
+        return "[" + "|".join(names()) + "]"
+
+    def convert(self, value, param, ctx):
+        from ..posthoc.registry import names
+
+        if value in names():
+            return value
+        self.fail(f"{value!r} is not one of {', '.join(names())}", param, ctx)
+
+
+class RegistryHelpOption(click.Option):
+    """An option whose help is written when shown, from `help_from()`."""
+
+    def __init__(self, *args, help_from: Callable[[], str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.help_from = help_from
+
+    def get_help_record(self, ctx):
+        self.help = self.help_from()
+        return super().get_help_record(ctx)
+
+
+def methods_help() -> str:
+    """Each method with its summary and its own options."""
+    from ..posthoc.registry import methods
+
+    return "; ".join(f"{m.name}: {m.summary}" + (f" ({', '.join(s.flag for s in m.settings)})" if m.settings else "")
+                     for m in methods() if m.listed)
+
+
+def langevin_methods() -> list[str]:
+    """The methods that run as chains of the sampling driver (a RunConfig), with its file output and resume."""
+    from ..posthoc.registry import methods
+    from ..sampling.driver import RunConfig
+
+    return [m.name for m in methods() if m.listed and m.config is RunConfig]
+
+
 def method_option(f):
-    """--method: Langevin (ddls, mala) or a post-hoc sampler."""
-    from ..posthoc import METHODS
-
-    return click.option("--method", type=click.Choice(list(METHODS)), default="ddls", show_default=True,
-                        help="ddls/mala: Langevin (--steps, --eps); drs, mhgan, dot, dgflow: the post-hoc "
-                             "samplers, set by their --drs-/--mh-/--dot-/--dgflow- options.")(f)
+    """--method: Langevin (ddls, mala) or another registered post-hoc sampler."""
+    return click.option("--method", type=MethodName(), default="ddls", show_default=True, cls=RegistryHelpOption,
+                        help_from=lambda: f"How to sample; ddls and mala take --steps and --eps. {methods_help()}."
+                        )(f)
 
 
-@click.command()
+@click.command(cls=PosthocCommand)
 @click.option("--ckpt", required=True, help="Checkpoint: 2-D or image, written by `ddls train` (or `ddls calibrate`).")
 @model_option
-@click.option("--methods", default="ddls,drs,mhgan,dot,dgflow", show_default=True,
-              help="Comma-separated: ddls, mala, drs, mhgan, dot, dgflow (the generator alone is always the first row).")
+@click.option("--methods", default="ddls,drs,mhgan,dot,dgflow", show_default=True, cls=RegistryHelpOption,
+              help_from=lambda: f"Comma-separated, the generator alone always being the first row. {methods_help()}.")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="ddls/mala: Langevin steps.")
 @click.option("--eps", type=POSITIVE, default=1e-4, show_default=True, help="ddls/mala: Langevin step size.")
 @click.option("--n", "n", type=click.IntRange(min=1), default=5000, show_default=True, help="Samples per method.")
@@ -107,6 +141,7 @@ def compare(ckpt, factory, methods, steps, eps, n, seed, chunk_size, device, out
     """
     from ..data.real import real_source
     from ..posthoc import CALIBRATION_KEYS
+    from ..posthoc.registry import get
     from ..sampling.run import load_energy
     from ..posthoc.compare import COLUMNS, IMAGE_COLUMNS, compare as run_compare, parse_methods, write_outputs
     from ..sampling.sweep import format_table
@@ -129,8 +164,8 @@ def compare(ckpt, factory, methods, steps, eps, n, seed, chunk_size, device, out
         evaluate, scoring = (lambda x: evaluate_2d(x, dataset, resamples=resamples, seed=seed)), {}
         reference = reference_samples(dataset, min(n, 5000))
         draw_real = real_source(model)
-    needs_real = [m for m in chosen if m == "mhgan"] + ([f"--calibration {posthoc['calibration']}"]
-                                                        if posthoc["calibration"] != "raw" else [])
+    needs_real = [m for m in chosen if get(m).needs_real] + ([f"--calibration {posthoc['calibration']}"]
+                                                            if posthoc["calibration"] != "raw" else [])
     if draw_real is None and needs_real:
         raise DDLSError(f"{' and '.join(needs_real)} need real samples, and {ckpt} names no data set; "
                         f"pass --data (e.g. fashion-mnist) or leave them out")

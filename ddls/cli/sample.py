@@ -7,7 +7,7 @@ import numpy as np
 from ..errors import DDLSError
 from ..sampling.run import EACH
 from .common import CKPT_HELP, DISC_HELP, POSITIVE, LabelType, chain_options, echo_err, energy_options, model_option
-from .posthoc import method_option, posthoc_options
+from .posthoc import PosthocCommand, langevin_methods, method_option, posthoc_options
 
 
 def fast_options(f):
@@ -24,7 +24,7 @@ def fast_options(f):
     return f
 
 
-@click.command()
+@click.command(cls=PosthocCommand)
 @click.option("--ckpt", required=True, help=CKPT_HELP)
 @click.option("--disc", default=None, help=DISC_HELP)
 @model_option
@@ -55,6 +55,7 @@ def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_n
            compile_, fast_mode, autocast, cuda_graphs, channels_last, posthoc):
     """Draw samples with DDLS (Langevin in latent space) or another post-hoc sampler; write them as .npz."""
     from .._torch import resolve_device
+    from ..posthoc import default_config
     from ..sampling.driver import RunConfig
     from ..sampling.fastpath import FastPath, check_device
     from ..sampling.run import SampleJob, describe_restarts, load_energy, run_posthoc_sampling, run_sampling
@@ -71,12 +72,13 @@ def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_n
     fast = FastPath(compile=compile_, autocast=None if autocast == "off" else autocast, cuda_graphs=cuda_graphs,
                     channels_last=channels_last)
     check_device(fast, resolve_device(device))  # every method: a GPU switch on the CPU is an error, not a no-op
-    if method not in ("ddls", "mala") or posthoc["calibration"] != "raw":
+    chains = langevin_methods()  # these run through run_sampling: resumable, streamed to the file
+    if method not in chains or posthoc["calibration"] != "raw":
         if resume or record_every or mala or label == EACH:
-            raise DDLSError("--resume, --record-every, --mala and --label each are for --method ddls/mala with "
-                            "raw calibration")
+            raise DDLSError(f"--resume, --record-every, --mala and --label each are for --method {'/'.join(chains)} "
+                            f"with raw calibration")
         if grid:
-            raise DDLSError("--grid is for --method ddls/mala; plot the .npz samples instead")
+            raise DDLSError(f"--grid is for --method {'/'.join(chains)}; plot the .npz samples instead")
         if fast.any:
             raise DDLSError("--compile, --autocast, --cuda-graphs and --channels-last are for --method ddls/mala "
                             "with raw calibration")
@@ -86,7 +88,8 @@ def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_n
                              meta={"ckpt": str(ckpt), "disc": disc, "factory": factory, "label": label,
                                    "temperature": temperature, "sigma": sigma})
         return
-    config = RunConfig(n=n, steps=steps, method="mala" if mala or method == "mala" else "ula", eps=eps,
+    kernel = default_config(method).method  # ula, or mala
+    config = RunConfig(n=n, steps=steps, method="mala" if mala else kernel, eps=eps,
                        noise_scale=noise_scale, seed=seed, chunk_size=chunk_size, record_every=record_every)
     job = SampleJob(ckpt=ckpt, out=out, run=config, disc=disc, factory=factory, label=label,
                     temperature=temperature, sigma=sigma, energy_kind=energy_kind, device=device, on_nan=on_nan,

@@ -1,7 +1,8 @@
 """Checkpoint formats: find which library wrote a file and build the Model it holds.
 
-Each module here reads one library's layout and exposes NAME, DESCRIPTION,
-`detect(payload, path)` and `load(payload, path, disc, disc_path) -> Model`.
+Each module here reads one library's layout and exposes NAME, DESCRIPTION, ONE_FILE (True when
+one file holds both networks), `detect(payload, path)` and `load(payload, path, disc, disc_path) -> Model`.
+A new format is one such module and one entry in FORMATS (detection tries them in order).
 Everything is read through `read_checkpoint` (torch.load weights_only=True).
 """
 from __future__ import annotations
@@ -30,7 +31,8 @@ def supported() -> str:
 
 def load_any(ckpt: str | os.PathLike, disc: str | os.PathLike | None = None, *, label: int | None = None,
              device: str | torch.device = "cpu", factory: str | None = None) -> Model:
-    """The Model in `ckpt` (and `disc`, for libraries that save G and D apart), whichever format wrote it.
+    """The Model in `ckpt` (and `disc`, for libraries that save G and D apart), whichever format wrote it:
+    ddls's own checkpoints and those of the libraries in FORMATS (`ddls.load_model` reads ddls's alone).
 
     factory: `pkg.mod:fn` or `path/to/gan.py:fn`, a function that builds your own networks, whose
     state dicts `ckpt` holds (see ddls.models.factory)."""
@@ -45,12 +47,7 @@ def load_any(ckpt: str | os.PathLike, disc: str | os.PathLike | None = None, *, 
     else:
         model = _load_detected(payload, path, disc_payload, disc_path)
     if label is not None:
-        if not model.num_classes:
-            raise DDLSError(f"{path} is an unconditional model; drop --label")
-        if not 0 <= label < model.num_classes:
-            raise DDLSError(f"--label {label} is out of range: the model has {model.num_classes} classes "
-                            f"(0..{model.num_classes - 1})")
-        model.label = label
+        model.label = model.checked_label(label, source=str(path))
     model.meta = {**(model.meta or {}), "ckpt": str(path), "disc": None if disc is None else str(disc)}
     return model.to(device)
 
@@ -59,8 +56,9 @@ def _load_detected(payload, path: Path, disc_payload, disc_path: Path | None) ->
     """The Model of the first format that recognises `payload`, or a one-line refusal saying what was found."""
     for fmt in FORMATS:
         if fmt.detect(payload, path):
-            if disc_path is not None and fmt in (ddls_native, gan_collections, own):
-                raise DDLSError(f"{path} is a {fmt.NAME} checkpoint, which holds both networks; drop --disc")
+            if disc_path is not None and fmt.ONE_FILE:
+                raise DDLSError(f"{path} is a {fmt.NAME} checkpoint, which holds both networks; "
+                                f"drop the separate discriminator file")
             return fmt.load(payload, path, disc_payload, disc_path)
     hint = ""
     if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):

@@ -57,11 +57,11 @@ def summary_keys(obj: Any, n: int = 6) -> str:
 
 @dataclass(frozen=True)
 class PairSpec:
-    """How a one-file-per-network library names its files, for pairing --ckpt with --disc."""
+    """How a one-file-per-network library names its files, for pairing the generator and discriminator files."""
 
     library: str  # "torch-mimicry"
     state_key: str  # the payload key that holds the state dict
-    pass_hint: str  # "--ckpt netG.pth --disc netD.pth"
+    pass_hint: str  # "the generator file netG_<step>_steps.pth and the discriminator file netD_..."
     disc_keys: str  # what a checkpoint of the library holds, for the error
     disc_file: str  # how the discriminator file is named
     pair: str  # "a <G layout> and <D layout> pair"
@@ -69,13 +69,13 @@ class PairSpec:
 
 def pair_networks(payload: Any, path: Path, disc: Any, disc_path: Path | None, spec: PairSpec,
                   role: Callable[[dict], str], detect: Callable[[Any, Path], bool]):
-    """((g_state, g_path), (d_state, d_path)) from --ckpt and --disc given in either order."""
+    """((g_state, g_path), (d_state, d_path)) from the two files, given in either order."""
     first = tensor_state(payload[spec.state_key], spec.state_key, path)
     if disc is None:
-        raise DDLSError(f"{path} is one {spec.library} network ({role(first)}); DDLS needs both: pass {spec.pass_hint}")
+        raise DDLSError(f"{path} is one {spec.library} network ({role(first)}); DDLS needs both: give {spec.pass_hint}")
     if not detect(disc, disc_path):
         raise DDLSError(f"{disc_path} is not a {spec.library} checkpoint ({spec.disc_keys}); "
-                        f"--ckpt {path.name} needs its {spec.disc_file} as --disc")
+                        f"{path.name} needs its {spec.disc_file} as the discriminator file")
     second = tensor_state(disc[spec.state_key], spec.state_key, disc_path)
     roles = {role(first): (first, path), role(second): (second, disc_path)}
     if set(roles) != {"generator", "discriminator"}:

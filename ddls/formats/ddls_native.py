@@ -8,6 +8,7 @@ from ..io.checkpoint import Model, is_ddls_payload, model_from_payload
 
 NAME = "ddls"
 DESCRIPTION = "ddls (written by `ddls train` / `ddls calibrate`)"
+ONE_FILE = True
 
 
 def detect(payload: Any, path: Path) -> bool:

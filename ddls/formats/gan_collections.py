@@ -21,6 +21,7 @@ from ._common import fill, rename, shape, tensor_state
 
 NAME = "pytorch-gan-collections"
 DESCRIPTION = "pytorch-gan-collections (one .pt with net_G, net_D, optim_*, sched_*; cnn32 or res32)"
+ONE_FILE = True
 
 RES32_G_RULES = [
     (r"linear\.", "fc."),

@@ -15,7 +15,8 @@ from ..models.spectral_norm import has_spectral_norm
 from ._common import PairSpec, fill, pair_networks, rename, shape
 
 NAME = "torch-mimicry"
-DESCRIPTION = "torch-mimicry (--ckpt netG_<step>_steps.pth --disc netD_<step>_steps.pth; SNGAN-32, WGAN-GP-32)"
+DESCRIPTION = "torch-mimicry (netG_<step>_steps.pth with its netD_<step>_steps.pth; SNGAN-32, WGAN-GP-32)"
+ONE_FILE = False
 
 G_RULES = [
     (r"l1\.", "fc."),
@@ -36,7 +37,7 @@ D_RULES = [
 
 PAIR = PairSpec(
     library="torch-mimicry", state_key="model_state_dict",
-    pass_hint="--ckpt netG_<step>_steps.pth --disc netD_<step>_steps.pth",
+    pass_hint="the generator file netG_<step>_steps.pth and the discriminator file netD_<step>_steps.pth",
     disc_keys="model_state_dict, global_step", disc_file="netD_<step>_steps.pth",
     pair="a torch-mimicry SNGAN-32/WGAN-GP-32 generator (l1, block2..4, b5, c5) and discriminator (block1..4, l5) pair",
 )

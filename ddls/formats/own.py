@@ -20,6 +20,7 @@ from ..models.factory import build_from, origin_of
 from ._common import summary_keys, tensor_state
 
 NAME = "own"
+ONE_FILE = True
 DESCRIPTION = "your own networks (written by `ddls.save`; rebuilt by their factory)"
 FORMAT = "ddls-own"
 FORMAT_VERSION = 1

@@ -18,7 +18,8 @@ from ..models.spectral_norm import has_spectral_norm
 from ._common import PairSpec, fill, pair_networks, rename, shape
 
 NAME = "StudioGAN"
-DESCRIPTION = "StudioGAN (--ckpt model=G-...-weights-step=N.pth --disc model=D-...pth; resnet backbone, 32x32)"
+DESCRIPTION = "StudioGAN (model=G-...-weights-step=N.pth with its model=D-...pth; resnet backbone, 32x32)"
+ONE_FILE = False
 
 G_RULES = [
     (r"linear0\.", "fc."),
@@ -41,7 +42,7 @@ D_RULES = [
 
 PAIR = PairSpec(
     library="StudioGAN", state_key="state_dict",
-    pass_hint="--ckpt model=G-...-weights-step=N.pth --disc model=D-...-weights-step=N.pth",
+    pass_hint="the generator file model=G-...-weights-step=N.pth and the discriminator file model=D-...-weights-step=N.pth",
     disc_keys="state_dict, run_name, step", disc_file="model=D-... file",
     pair="a StudioGAN generator (linear0, blocks, conv2d5) and discriminator (blocks, linear1) pair",
 )

@@ -9,6 +9,7 @@ from ..errors import DDLSError
 from ..io.checkpoint import Model
 
 NAME = "ddls-tuned"
+ONE_FILE = True  # it names the checkpoint (and discriminator file) it was tuned on
 DESCRIPTION = "ddls-tuned (written by `ddls tune` for checkpoints of other formats)"
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from ..sampling.energy import Label, LatentEnergy, as_label
+from ..sampling.energy import Label, LatentEnergy, as_label, cycle_labels
 from ..errors import DDLSError
 from ..models import build
 from .outputs import write_bytes
@@ -64,26 +64,41 @@ class Model:
     num_classes: int = 0  # > 0: a conditional model, which needs a label
     score_map: Any = None  # a calibration map stored by `ddls calibrate` (ddls.calibration.maps.Calibration)
 
-    def __post_init__(self):
-        # a loaded model samples: batch norm uses its running statistics, whoever calls the energy
-        self.generator.eval()
-        self.discriminator.eval()
-
     def energy(self, *, temperature: float = 1.0, sigma: float = 0.0, kind: str | None = None,
                label: Label = None) -> LatentEnergy:
         """label: a class for every chain, or one class per chain (see LatentEnergy)."""
-        label = as_label(self.label if label is None else label)
+        label = self.checked_label(self.label if label is None else label)
         if self.num_classes and label is None:
-            raise DDLSError(f"this is a conditional model with {self.num_classes} classes; "
-                            f"give a class label (--label 0..{self.num_classes - 1}, or --label each)")
-        if self.num_classes:
-            low, high = (label, label) if isinstance(label, int) else (int(label.min()), int(label.max()))
-            if low < 0 or high >= self.num_classes:
-                raise DDLSError(f"label {low if low < 0 else high} is out of range for {self.num_classes} "
-                                f"classes (0..{self.num_classes - 1})")
+            raise DDLSError(f"this is a conditional model with {self.num_classes} classes; give a class label "
+                            f"(0..{self.num_classes - 1}) for every chain, or one per chain")
         return LatentEnergy(self.generator, self.discriminator, self.latent_shape,
                             kind=kind or self.energy_kind, temperature=temperature, sigma=sigma,
                             label=label, select=self.select, score_map=self.score_map)
+
+    def checked_label(self, label: Label, *, source: str | None = None) -> int | Tensor | None:
+        """`label` as `as_label` gives it, refused when out of range for a model that knows its classes.
+
+        With `source` (the file it came from) a model without classes is known to be unconditional,
+        and any label is refused; without it (a wrapped model) the label is taken as given.
+        """
+        label = as_label(label)
+        if label is None:
+            return None
+        if not self.num_classes:
+            if source is not None:
+                raise DDLSError(f"{source} is an unconditional model; drop the label")
+            return label
+        low, high = (label, label) if isinstance(label, int) else (int(label.min()), int(label.max()))
+        if low < 0 or high >= self.num_classes:
+            raise DDLSError(f"label {low if low < 0 else high} is out of range for {self.num_classes} "
+                            f"classes (0..{self.num_classes - 1})")
+        return label
+
+    def cycled_labels(self, n: int, *, source: str | None = None) -> Tensor:
+        """Chain i of n gets class i mod num_classes."""
+        if not self.num_classes:
+            raise DDLSError(f"{source or 'this model'} is an unconditional model; drop the label")
+        return cycle_labels(n, self.num_classes)
 
     def to(self, device: torch.device | str) -> "Model":
         self.generator.to(device)
@@ -123,7 +138,8 @@ def load_state(module: nn.Module, state: dict, what: str, path: Path) -> None:
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> Model:
-    """Load a checkpoint written by `ddls train`."""
+    """Load a checkpoint of ddls's own (written by `ddls train` or `ddls calibrate`); `ddls.load_any`
+    reads every format ddls knows, other libraries' included."""
     path = Path(path)
     return model_from_payload(read_checkpoint(path), path).to(device)
 
@@ -155,4 +171,5 @@ def model_from_payload(ckpt: Any, path: Path) -> Model:
         from ..calibration.maps import Calibration
 
         score_map = Calibration.from_state(model["score_map"])
-    return Model(g, d, tuple(model["latent_shape"]), model["energy"], model.get("data"), meta, score_map=score_map)
+    # a loaded model samples: batch norm on its running statistics, whoever calls the networks
+    return Model(g.eval(), d.eval(), tuple(model["latent_shape"]), model["energy"], model.get("data"), meta, score_map=score_map)

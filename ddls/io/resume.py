@@ -18,7 +18,7 @@ import torch
 
 from .checkpoint import read_checkpoint
 from ..sampling.driver import ChainProgress, SampleProgress
-from ..errors import DDLSError
+from ..errors import DDLSError, UnfinishedRun
 from .outputs import write_bytes
 from ..sampling.samplers import State
 from ..training.trainer import TrainProgress
@@ -166,6 +166,5 @@ def progress_to_resume(state_file: Path, resume: bool, load: Callable[[Path], An
 
         click.echo(f"no {state_file} to resume from; starting from the beginning", err=True)
     elif state_file.exists():
-        raise DDLSError(f"{state_file} holds an interrupted run; add --resume to finish it, "
-                        f"or delete it to start over")
+        raise UnfinishedRun(state_file)
     return None

@@ -14,13 +14,13 @@ def evaluate_points(path: str, x: np.ndarray, data: str | None) -> dict:
     from .points2d import evaluate
 
     if data is None:
-        raise DDLSError(f"{path} does not record its data; pass --data gmm25|ring8|swissroll")
+        raise DDLSError(f"{path} does not record its data; give it (gmm25, ring8 or swissroll)")
     dataset = get_dataset(data)
     if x.ndim != 2 or x.shape[1] != 2:
         raise DDLSError(f"{path}: samples have shape {x.shape}; 2-D metrics need (N, 2)")
     bad = int((~np.isfinite(x)).any(axis=1).sum())
     if bad:
-        raise DDLSError(f"{path}: {bad} of {len(x)} samples are NaN or inf; sample again with a smaller --eps")
+        raise DDLSError(f"{path}: {bad} of {len(x)} samples are NaN or inf; sample again with a smaller eps")
     return {"data": data, "n": int(len(x)), **evaluate(x, dataset)}
 
 

@@ -42,7 +42,7 @@ class FeatureExtractor:
             raise DDLSError(f"{self.name} features take images (N, C, H, W), got samples of shape {tuple(shape)}")
         if self.image_shape is not None and tuple(shape) != self.image_shape and self._crop(shape) is None:
             raise DDLSError(f"{self.name} features are for {'x'.join(map(str, self.image_shape))} images, got "
-                            f"{'x'.join(map(str, shape))}; use --features inception")
+                            f"{'x'.join(map(str, shape))}; use inception features")
 
     def _crop(self, shape: tuple[int, ...]) -> tuple[int, int] | None:
         """(top, left) that cuts a centred image_shape out of `shape`: the padding of images trained padded

@@ -22,8 +22,8 @@ def dataset_images(name: str, split: str = "train") -> torch.Tensor:
     """Images of a known image data set as float (N, C, H, W) in [-1, 1]."""
     canonical = IMAGE_DATA.get(str(name).lower())
     if canonical is None:
-        raise DDLSError(f"no reference images for data {name!r}; known: fashion-mnist (or pass --stats FILE "
-                        f"made by `ddls stats`)")
+        raise DDLSError(f"no reference images for data {name!r}; known: fashion-mnist (or give reference "
+                        f"statistics made by `ddls stats`)")
     from ..data.images import get_image_data, to_float
 
     return to_float(get_image_data(canonical, split=split).images)
@@ -46,7 +46,7 @@ def read_stats(path: str | os.PathLike) -> tuple[GaussianStats, dict]:
     path = Path(path)
     if not path.is_file():
         raise DDLSError(f"reference statistics {path} not found; make them with {how_to_make()} "
-                        f"(or --features inception)")
+                        f"(or score with inception features)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             if "mu" not in npz.files or "sigma" not in npz.files:
@@ -69,12 +69,12 @@ def check_same_space(meta: dict, extractor: FeatureExtractor, path: str | os.Pat
     """FID is only meaningful between statistics of one feature network."""
     if meta.get("features") != extractor.name or int(meta.get("dim", extractor.dim)) != extractor.dim:
         raise DDLSError(f"{path} holds {meta.get('features')} statistics ({meta.get('dim')}-d), but the samples "
-                        f"are scored with {extractor.name} features; pass --features {meta.get('features')} "
+                        f"are scored with {extractor.name} features; score with {meta.get('features')} features "
                         f"or make matching statistics with {how_to_make(extractor.name)}")
     sha = meta.get("classifier_sha256")
     if sha and extractor.info.get("classifier_sha256") and sha != extractor.info["classifier_sha256"]:
         raise DDLSError(f"{path} was made with another classifier ({meta.get('classifier')}); make the "
-                        f"statistics again with {how_to_make()} or pass the --classifier that made them")
+                        f"statistics again with {how_to_make()} or give the classifier that made them")
 
 
 def image_stats(images: torch.Tensor | np.ndarray, extractor: FeatureExtractor, *,
@@ -92,7 +92,7 @@ def finite_images(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     images = torch.as_tensor(images)
     if not torch.isfinite(images).all():
         bad = int((~torch.isfinite(images.flatten(1))).any(1).sum())
-        raise DDLSError(f"{bad} of {len(images)} images are NaN or inf; sample again with a smaller --eps")
+        raise DDLSError(f"{bad} of {len(images)} images are NaN or inf; sample again with a smaller eps")
     return images
 
 
@@ -118,10 +118,10 @@ def reference_stats(extractor: FeatureExtractor, *, stats: str | os.PathLike | N
         check_same_space(meta, extractor, stats)
         return ref, {"stats": str(stats), **meta}
     if data is None:
-        raise DDLSError(f"no reference for FID: pass --stats FILE (make it with {how_to_make(extractor.name)}) "
-                        f"or --data fashion-mnist")
+        raise DDLSError(f"no reference for FID: give reference statistics (make them with "
+                        f"{how_to_make(extractor.name)}) or a data set (fashion-mnist)")
     images = dataset_images(data)[:n]
     if note is not None:
         note(f"computing {extractor.name} statistics of {data} ({len(images)} images); to reuse them, save them "
-             f"once with `ddls stats --data {data} --features {extractor.name} --out FILE` and pass --stats FILE")
+             f"once with {how_to_make(extractor.name, data)} and give that file as the statistics")
     return image_stats(images, extractor, progress=progress), {"data": data, "split": "train", "n": len(images)}

@@ -43,6 +43,8 @@ def wrap(generator: nn.Module, discriminator: nn.Module, latent_shape: int | tup
         chain (a list or 1-D tensor, as long as the number of chains); `model.energy(label=...)` overrides it.
     select: picks the logit out of a dict or tuple output (a key, an index or a function);
         a dict with 'adv_output' (StudioGAN) is handled without it.
+    The modules are used as they are, not copied, and their train/eval mode is not changed: the
+    energy evaluates them in eval mode and restores their mode after each call.
     """
     if not isinstance(generator, nn.Module) or not isinstance(discriminator, nn.Module):
         raise DDLSError("wrap needs two torch.nn.Module objects: a generator and a discriminator")
@@ -52,5 +54,6 @@ def wrap(generator: nn.Module, discriminator: nn.Module, latent_shape: int | tup
         latent_shape = infer_latent_shape(generator)
     shape = (latent_shape,) if isinstance(latent_shape, int) else tuple(latent_shape)
     meta = {"format": "wrapped", "architecture": f"{type(generator).__name__} / {type(discriminator).__name__}"}
-    return Model(generator.eval(), discriminator.eval(), shape, kind, meta=meta, label=as_label(label), select=select,
+    # the modules stay in the caller's mode: the energy evaluates them in eval mode and puts it back
+    return Model(generator, discriminator, shape, kind, meta=meta, label=as_label(label), select=select,
                  num_classes=num_classes)

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from ..sampling.energy import LatentEnergy
 from ..errors import DDLSError
-from . import GENERATOR, METHODS, default_config, make_target, run
+from . import GENERATOR, default_config, make_target, run
+from .registry import names
 
 COLUMNS = ["method", "emd", "modes", "hq", "emd_lo", "emd_hi", "seconds", "evals_per_sample", "acceptance"]
 IMAGE_COLUMNS = ["method", "fid", "fid_lo", "fid_hi", "seconds", "evals_per_sample", "acceptance"]
@@ -25,10 +24,12 @@ IMAGE_COLUMNS = ["method", "fid", "fid_lo", "fid_hi", "seconds", "evals_per_samp
 
 
 def parse_methods(text: str) -> list[str]:
+    """Registered method names from a comma-separated list, each once, in the order given."""
     methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
+    known = names()
+    unknown = [m for m in methods if m not in known]
     if unknown or not methods:
-        raise DDLSError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(METHODS)}")
+        raise DDLSError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}")
     return list(dict.fromkeys(methods))
 
 

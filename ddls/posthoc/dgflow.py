@@ -20,11 +20,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import click
 import torch
 from torch import Tensor
 
-from .._torch import derived_seed, frozen, make_generator
+from .._torch import frozen, seeded_chunks
 from ..errors import DDLSError
+from ..sampling.samplers import autograd_energy_and_grad
+from .registry import POSITIVE, Setting, register
 from .target import LatentLogit, PosthocResult
 
 # s(d) = rho * f''(rho) at rho = exp(-d), for each f-divergence
@@ -55,15 +58,20 @@ class DGflowConfig:
 
 def step(target: LatentLogit, z: Tensor, config: DGflowConfig, generator: torch.Generator) -> Tensor:
     """One discretised step of the flow for a batch of latents."""
-    with torch.enable_grad():
-        zg = z.detach().requires_grad_(True)
-        d = target(zg)
-        (grad,) = torch.autograd.grad(d.sum(), zg)
-    weight = VELOCITY_WEIGHTS[config.f_div](d.detach())
+    d, grad = autograd_energy_and_grad(target, z)  # the logit and its gradient, as for an energy
+    weight = VELOCITY_WEIGHTS[config.f_div](d)
     noise = torch.randn(z.shape, generator=generator, device=generator.device)
     return z + config.eta * weight[:, None] * grad + math.sqrt(2 * config.eta * config.gamma) * noise
 
 
+@register("dgflow", DGflowConfig, "discriminator gradient flow of the prior latents", shared={"chunk_size": "chunk_size"},
+          settings=[
+              Setting("--dgflow-steps", "steps", click.IntRange(min=0), "DGflow: steps."),
+              Setting("--dgflow-eta", "eta", POSITIVE, "DGflow: step size."),
+              Setting("--dgflow-gamma", "gamma", click.FloatRange(min=0),
+                      "DGflow: entropy regularisation (noise sqrt(2 eta gamma))."),
+              Setting("--dgflow-f", "f_div", click.Choice(list(VELOCITY_WEIGHTS)), "DGflow: f-divergence."),
+          ])
 def sample(target: LatentLogit, n: int, config: DGflowConfig = DGflowConfig(), *, seed: int = 0) -> PosthocResult:
     """n refined samples; chunk k starts from the prior draws of stream (seed, k), as DDLS does."""
     if not target.calibration.differentiable:
@@ -71,10 +79,8 @@ def sample(target: LatentLogit, n: int, config: DGflowConfig = DGflowConfig(), *
                         f"use raw, logistic or finetune")
     xs, zs = [], []
     with frozen(*target.modules()):
-        for k, start in enumerate(range(0, n, config.chunk_size)):
-            size = min(config.chunk_size, n - start)
-            gen = make_generator(derived_seed(seed, k), target.device)
-            z = target.prior_sample(size, gen)
+        for _, start, stop, gen in seeded_chunks(n, config.chunk_size, seed, target.device):
+            z = target.prior_sample(stop - start, gen)
             for _ in range(config.steps):
                 z = step(target, z, config, gen)
             if not torch.isfinite(z).all():

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import click
 import torch
 from torch import Tensor
 
-from .._torch import derived_seed, frozen, make_generator
+from .._torch import derived_seed, frozen, make_generator, seeded_chunks
 from ..errors import DDLSError
+from .registry import POSITIVE, Setting, register
 from .target import LatentLogit, PosthocResult
 
 OPTIMIZERS = ("sgd", "adam")
@@ -75,6 +77,14 @@ def transport(target: LatentLogit, y: Tensor, k_eff: float, config: DOTConfig) -
     return z.detach()
 
 
+@register("dot", DOTConfig, "discriminator optimal transport of each prior latent", shared={"chunk_size": "chunk_size"},
+          settings=[
+              Setting("--dot-steps", "steps", click.IntRange(min=0), "DOT: steps."),
+              Setting("--dot-lr", "lr", POSITIVE, "DOT: step size."),
+              Setting("--dot-optimizer", "optimizer", click.Choice(OPTIMIZERS), "DOT: optimizer of the steps."),
+              Setting("--dot-pairs", "pairs", click.IntRange(min=1),
+                      "DOT: random latent pairs for the Lipschitz estimate k_eff."),
+          ])
 def sample(target: LatentLogit, n: int, config: DOTConfig = DOTConfig(), *, seed: int = 0) -> PosthocResult:
     """n transported samples; chunk k starts from the prior draws of stream (seed, k), as DDLS does."""
     if not target.calibration.differentiable:
@@ -87,13 +97,12 @@ def sample(target: LatentLogit, n: int, config: DOTConfig = DOTConfig(), *, seed
                                                                          target.device))
         evaluations += 2 * config.pairs
     xs, zs = [], []
-    for k, start in enumerate(range(0, n, config.chunk_size)):
-        size = min(config.chunk_size, n - start)
-        y = target.prior_sample(size, make_generator(derived_seed(seed, k), target.device))
+    for chunk in seeded_chunks(n, config.chunk_size, seed, target.device):
+        y = target.prior_sample(chunk.size, chunk.generator)
         z = transport(target, y, k_eff, config)
         with torch.no_grad(), frozen(*target.modules()):
             xs.append(target.decode(z).cpu())
         zs.append(z.cpu())
-        evaluations += 2 * size * config.steps
+        evaluations += 2 * chunk.size * config.steps
     latents = torch.cat(zs)
     return PosthocResult(torch.cat(xs), latents, evaluations, {"k_eff": k_eff})

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import click
 import torch
 from torch import Tensor
 
 from .._torch import derived_seed, frozen, make_generator
 from ..errors import DDLSError
+from .registry import Setting, register
 from .target import LatentLogit, PosthocResult
 
 
@@ -52,6 +54,29 @@ def acceptance_logit(logit: Tensor, max_logit: Tensor, epsilon: float) -> Tensor
     return delta - torch.log1p(-torch.exp(delta - epsilon))
 
 
+class PercentOrNone(click.ParamType):
+    """A percentile in [0, 100], or 'none'."""
+
+    name = "PERCENT|none"
+
+    def convert(self, value, param, ctx):
+        if value is None or str(value).lower() == "none":
+            return None
+        try:
+            v = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number in [0, 100] or 'none'", param, ctx)
+        if not 0 <= v <= 100:
+            self.fail(f"{v:g} is not in [0, 100]", param, ctx)
+        return v
+
+
+@register("drs", DRSConfig, "discriminator rejection sampling", shared={"chunk_size": "batch_size"}, settings=[
+    Setting("--drs-pilot", "pilot", click.IntRange(min=1),
+            "DRS: generated samples whose largest logit first estimates the maximum."),
+    Setting("--drs-gamma-percentile", "gamma_percentile", PercentOrNone(),
+            "DRS: shift F by this percentile of each batch ('none': exact rejection sampling)."),
+])
 def sample(target: LatentLogit, n: int, config: DRSConfig = DRSConfig(), *, seed: int = 0) -> PosthocResult:
     """n accepted samples; proposals are drawn in batches from one random stream."""
     gen = make_generator(derived_seed(seed, 0), target.device)
@@ -71,7 +96,7 @@ def sample(target: LatentLogit, n: int, config: DRSConfig = DRSConfig(), *, seed
         while kept < n:
             if proposals >= config.max_proposals_per_sample * n:
                 raise DDLSError(f"DRS accepted {kept} of {proposals} proposals; the discriminator rejects "
-                                f"almost everything (try --calibration logistic, or a DRS gamma percentile)")
+                                f"almost everything (try logistic calibration, or a DRS gamma percentile)")
             z = target.prior_sample(config.batch_size, gen)
             x = target.decode(z)
             logit = target.of_samples(x)

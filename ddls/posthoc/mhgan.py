@@ -17,11 +17,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+import click
 import torch
 from torch import Tensor
 
-from .._torch import derived_seed, frozen, make_generator
+from .._torch import frozen, seeded_chunks
 from ..errors import DDLSError
+from .registry import Setting, register
 from .target import LatentLogit, PosthocResult
 
 
@@ -57,6 +59,11 @@ class _Chain:
         return log_ratio.clamp(max=0).exp()
 
 
+@register("mhgan", MHGANConfig, "Metropolis-Hastings chains of generator proposals, started at real samples",
+          shared={"chunk_size": "chunk_size"}, needs_real=True, settings=[
+              Setting("--mh-chain-length", "chain_length", click.IntRange(min=1),
+                      "MH-GAN: generator proposals per output sample."),
+          ])
 def sample(target: LatentLogit, n: int, config: MHGANConfig = MHGANConfig(), *,
            draw_real: Callable[[int, torch.Generator], Tensor], seed: int = 0) -> PosthocResult:
     """n samples, each the end of a K-step chain; chunk k of chains uses the stream (seed, k)."""
@@ -67,9 +74,8 @@ def sample(target: LatentLogit, n: int, config: MHGANConfig = MHGANConfig(), *,
     accept_sum = torch.zeros((), dtype=torch.float64)
     restarted = 0
     with torch.no_grad(), frozen(*target.modules()):
-        for k, start in enumerate(range(0, n, config.chunk_size)):
-            size = min(config.chunk_size, n - start)
-            gen = make_generator(derived_seed(seed, k), target.device)
+        for _, start, stop, gen in seeded_chunks(n, config.chunk_size, seed, target.device):
+            size = stop - start
             real = draw_real(size, gen).to(target.device)
             from_real = _Chain(target.of_samples(real), torch.full((size, target.energy.dim), float("nan"),
                                                                     device=target.device), real)

@@ -91,6 +91,6 @@ def make_target(energy: LatentEnergy, calibration: str, draw_real: DrawReal | No
 
     if calibration != "raw" and draw_real is None:
         raise DDLSError(f"{calibration} calibration needs real samples, and this checkpoint names no data "
-                        f"source (ddls checkpoints name theirs: 2-D data or an image data set); use --calibration raw")
+                        f"source (ddls checkpoints name theirs: 2-D data or an image data set); use raw calibration")
     result = calibrate(energy, calibration, draw_real, n=n, seed=seed, steps=finetune_steps)
     return LatentLogit(result.energy, result.map), {"calibration": result.record, "evaluations": result.evaluations}

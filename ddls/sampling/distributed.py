@@ -49,7 +49,7 @@ def setup(device: str | None, *, required: bool = False) -> Group | None:
     """Join the process group torchrun set up; None when this is a plain single process."""
     if not launched():
         if required:
-            raise DDLSError(f"--distributed needs several processes; {LAUNCH_HINT}")
+            raise DDLSError(f"a distributed run needs several processes; {LAUNCH_HINT}")
         return None
     try:
         rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])

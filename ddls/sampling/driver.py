@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from .._interrupt import stop_requested
-from .._torch import derived_seed, frozen, make_generator
+from .._torch import frozen, seeded_chunks
 from .energy import LatentEnergy
 from ..errors import DDLSError, NonFiniteEnergy
 from .samplers import Info, Sampler, State
@@ -320,15 +320,12 @@ def run_chunks(energy: LatentEnergy, config: RunConfig, *, sampler: Sampler | No
     last_chunk = None
     try:
         with frozen(*energy.modules()):
-            for k in order:
-                start = k * config.chunk_size
-                size = chunk_size(config, k)
-                chunk = energy.for_chains(start, start + size)  # its labels
+            for k, start, stop, gen in seeded_chunks(config.n, config.chunk_size, config.seed, energy.device, order):
+                chunk = energy.for_chains(start, stop)  # its labels
                 if chunk is not last_chunk:  # one prepared energy while the chunks share it: compile once
                     chain_energy = prepare(chunk, fast) if fast is not None and config.steps > 0 else chunk
                     last_chunk = chunk
-                gen = make_generator(derived_seed(config.seed, k), energy.device)
-                z0 = chunk.prior_sample(size, gen)
+                z0 = chunk.prior_sample(stop - start, gen)
                 if config.steps == 0:
                     with torch.no_grad():
                         yield Chunk(k, start, z0.cpu(), chunk.decode(z0).cpu(), None, None)

@@ -15,7 +15,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from .._torch import frozen
+from .._torch import eval_mode, frozen
+from ..divergences import DIVERGENCES
 from ..errors import DDLSError
 
 LOG_2PI = math.log(2 * math.pi)
@@ -30,18 +31,12 @@ def _lsgan_log_ratio(out: Tensor) -> Tensor:
     return torch.log(d) - torch.log1p(-d)
 
 
-def _fgan_scores() -> dict[str, Callable[[Tensor], Tensor]]:
-    from ..training.losses import DIVERGENCES
-
-    return {f"fgan-{name}": div.log_ratio for name, div in DIVERGENCES.items()}
-
-
 SCORES: dict[str, Callable[[Tensor], Tensor]] = {
     "gan": lambda out: out,
     "wgan": lambda out: out,
     "ae": lambda out: -out,
     "lsgan": _lsgan_log_ratio,
-    **_fgan_scores(),
+    **{f"fgan-{name}": div.log_ratio for name, div in DIVERGENCES.items()},
 }
 
 
@@ -123,6 +118,8 @@ class LatentEnergy:
     kind: a key of SCORES, how the output becomes a log density ratio.
     temperature: divides the score (T > 1 trusts the discriminator less).
     sigma: > 0 switches on the extended latent G(z) + sigma * z'.
+    The networks are evaluated in eval mode (batch norm on its running statistics) whatever mode
+    they are in; their own mode is left as it was.
     label: class of a conditional GAN, G(z, y) and D(x, y): an int for every chain, or one class per
         chain (a sequence or 1-D tensor); then the energy is called on all chains at once, or on the
         chains [start, stop) through `for_chains(start, stop)` (the driver does so chunk by chunk).
@@ -223,14 +220,16 @@ class LatentEnergy:
     def decode(self, position: Tensor) -> Tensor:
         """Samples for flat latent positions: G(z), or G(z) + sigma * z' when extended."""
         z = position[:, : self.latent_dim].reshape(-1, *self.latent_shape)
-        x = self._generate(z)
+        with eval_mode(self.generator):
+            x = self._generate(z)
         if self.sigma > 0:
             x = x + self.sigma * position[:, self.latent_dim :].reshape(x.shape)
         return x
 
     def score(self, x: Tensor) -> Tensor:
         """Estimated log p_data/p_g at samples x, shape (B,)."""
-        raw = self.discriminator(x, *self._labels(x.shape[0], x.device))
+        with eval_mode(self.discriminator):
+            raw = self.discriminator(x, *self._labels(x.shape[0], x.device))
         out = _as_batch_vector(self.select(raw), x.shape[0], "discriminator")
         score = SCORES[self.kind](out)
         if self.score_map is None:

@@ -60,9 +60,9 @@ class FastPath:
 
 def check_device(fast: FastPath, device: torch.device) -> None:
     if device.type != "cuda" and fast.cuda_graphs:
-        raise DDLSError("CUDA graphs need a CUDA device; drop --cuda-graphs or use --device cuda")
+        raise DDLSError("CUDA graphs need a CUDA device; switch them off or use a cuda device")
     if device.type != "cuda" and fast.autocast == "fp16":
-        raise DDLSError("fp16 autocast needs a CUDA device; use --autocast bf16 on the CPU")
+        raise DDLSError("fp16 autocast needs a CUDA device; use bf16 autocast on the CPU")
 
 
 def _channels_last(energy: LatentEnergy) -> LatentEnergy:

@@ -1,6 +1,6 @@
 """A whole sampling run, as `ddls sample` and `ddls.sample_to_file` start it: load the model, run
 the chains in chunks (resumable, sharded under torchrun), stream them into the .npz, and record
-in its meta everything that made it. The post-hoc methods run through `ddls.posthoc.run_to_file`."""
+in its meta everything that made it. The other post-hoc methods run through `run_posthoc_sampling`."""
 from __future__ import annotations
 
 import time
@@ -24,15 +24,10 @@ def load_energy(ckpt: str, device: str = "auto", temperature: float = 1.0, sigma
     """(model, its latent energy) from any checkpoint format; label EACH cycles n chains through the classes.
     factory: the function that builds your own networks (`pkg.mod:fn` or `file.py:fn`); ckpt holds their weights."""
     from ..formats import load_any
-    from .energy import cycle_labels
 
     model = load_any(ckpt, disc, label=None if label == EACH else label, device=resolve_device(device),
                      factory=factory)
-    chains = None
-    if label == EACH:
-        if not model.num_classes:
-            raise DDLSError(f"{ckpt} is an unconditional model; drop the label")
-        chains = cycle_labels(n, model.num_classes)
+    chains = model.cycled_labels(n, source=ckpt) if label == EACH else None
     return model, model.energy(temperature=temperature, sigma=sigma, kind=energy_kind, label=chains)
 
 

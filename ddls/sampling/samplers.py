@@ -64,6 +64,12 @@ def _check_step(eps: float, noise_scale: float) -> None:
         raise DDLSError(f"noise_scale must be >= 0, got {noise_scale}")
 
 
+def _check_mala_noise(noise_scale: float) -> None:
+    # without noise the proposal density is a point mass: no acceptance ratio exists
+    if noise_scale == 0:
+        raise DDLSError("MALA needs noise_scale > 0")
+
+
 StepSize = float | Tensor  # one eps for every chain, or a (B,) tensor: one per chain
 
 
@@ -72,44 +78,40 @@ def _per_row(eps: StepSize) -> StepSize:
     return eps[:, None] if isinstance(eps, Tensor) else eps
 
 
-def _propose(state: State, eps: StepSize, noise_scale: float, generator: torch.Generator) -> Tensor:
-    noise = torch.randn(state.position.shape, generator=generator, device=state.position.device,
-                        dtype=state.position.dtype)
-    e = _per_row(eps)
-    return state.position - 0.5 * e * state.grad + (e**0.5 * noise_scale) * noise
+def _drift(state: State, eps: StepSize) -> Tensor:
+    """The Langevin proposal's mean, z - eps/2 * grad E(z)."""
+    return state.position - 0.5 * _per_row(eps) * state.grad
 
 
 def ula_step(state: State, energy: Energy, *, eps: StepSize, noise_scale: float = 1.0,
              generator: torch.Generator) -> tuple[State, Info]:
-    """One unadjusted Langevin step (the DDLS update)."""
-    proposal = _propose(state, eps, noise_scale, generator)
-    e, g = energy_and_grad(energy, proposal)
-    ones = torch.ones_like(e)
-    return State(proposal, e, g), Info(ones, ones.bool())
+    """One unadjusted Langevin step (the DDLS update); MALA takes it as its proposal."""
+    noise = torch.randn(state.position.shape, generator=generator, device=state.position.device,
+                        dtype=state.position.dtype)
+    proposal = _drift(state, eps) + (_per_row(eps)**0.5 * noise_scale) * noise
+    value, grad = energy_and_grad(energy, proposal)
+    ones = torch.ones_like(value)
+    return State(proposal, value, grad), Info(ones, ones.bool())
 
 
 def _log_q(to: Tensor, frm: State, eps: StepSize, noise_scale: float) -> Tensor:
     """log density (up to a constant) of proposing `to` from state `frm`."""
-    mean = frm.position - 0.5 * _per_row(eps) * frm.grad
-    return -(to - mean).pow(2).sum(1) / (2 * eps * noise_scale**2)
+    return -(to - _drift(frm, eps)).pow(2).sum(1) / (2 * eps * noise_scale**2)
 
 
 def mala_step(state: State, energy: Energy, *, eps: StepSize, noise_scale: float = 1.0,
               generator: torch.Generator) -> tuple[State, Info]:
-    """Langevin proposal plus Metropolis-Hastings correction targeting exp(-E)."""
-    if noise_scale == 0:
-        raise DDLSError("MALA needs noise_scale > 0")
-    proposal = _propose(state, eps, noise_scale, generator)
-    e, g = energy_and_grad(energy, proposal)
-    new = State(proposal, e, g)
-    log_alpha = (state.energy - e) + _log_q(state.position, new, eps, noise_scale) \
-        - _log_q(proposal, state, eps, noise_scale)
+    """The Langevin step as a proposal, plus a Metropolis-Hastings correction targeting exp(-E)."""
+    _check_mala_noise(noise_scale)
+    new, _ = ula_step(state, energy, eps=eps, noise_scale=noise_scale, generator=generator)
+    log_alpha = (state.energy - new.energy) + _log_q(state.position, new, eps, noise_scale) \
+        - _log_q(new.position, state, eps, noise_scale)
     log_alpha = torch.nan_to_num(log_alpha, nan=-torch.inf)
-    u = torch.rand(e.shape, generator=generator, device=e.device, dtype=e.dtype)
+    u = torch.rand(new.energy.shape, generator=generator, device=new.energy.device, dtype=new.energy.dtype)
     accept = u.log() < log_alpha
     keep = accept[:, None]
-    out = State(torch.where(keep, proposal, state.position), torch.where(accept, e, state.energy),
-                torch.where(keep, g, state.grad))
+    out = State(torch.where(keep, new.position, state.position), torch.where(accept, new.energy, state.energy),
+                torch.where(keep, new.grad, state.grad))
     return out, Info(log_alpha.clamp(max=0).exp(), accept)
 
 
@@ -135,6 +137,6 @@ def make_sampler(name: str, eps: float, noise_scale: float = 1.0) -> Sampler:
     if name not in KERNELS:
         raise DDLSError(f"unknown sampler {name!r}; choose one of {', '.join(KERNELS)}")
     _check_step(eps, noise_scale)
-    if name == "mala" and noise_scale == 0:
-        raise DDLSError("MALA needs noise_scale > 0")
+    if name == "mala":
+        _check_mala_noise(noise_scale)  # now, not at the first step
     return Sampler(name, eps, noise_scale, partial(KERNELS[name], eps=eps, noise_scale=noise_scale))

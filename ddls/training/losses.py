@@ -8,17 +8,15 @@ pre-activation v (f-GAN, Nowozin et al. 2016, T = g_f(v)).
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..divergences import DIVERGENCES, Divergence
 from ..errors import DDLSError
-
-LOG2 = math.log(2.0)
 
 
 # --- logistic GANs -------------------------------------------------------------------
@@ -102,9 +100,11 @@ def began_g_loss(fake: Tensor) -> Tensor:
     return fake.mean()
 
 
-def began_k_update(k: float, real_loss: float, fake_loss: float, gamma: float, lambda_k: float) -> float:
-    """k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1)."""
-    return min(max(k + lambda_k * (gamma * real_loss - fake_loss), 0.0), 1.0)
+def began_k_update(k: float | Tensor, real_loss: float | Tensor, fake_loss: float | Tensor, gamma: float,
+                   lambda_k: float) -> float | Tensor:
+    """k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1); on tensors it stays on the device."""
+    k = k + lambda_k * (gamma * real_loss - fake_loss)
+    return k.clamp(0.0, 1.0) if isinstance(k, Tensor) else min(max(k, 0.0), 1.0)
 
 
 def began_convergence(real_loss: float, fake_loss: float, gamma: float) -> float:
@@ -112,46 +112,7 @@ def began_convergence(real_loss: float, fake_loss: float, gamma: float) -> float
     return real_loss + abs(gamma * real_loss - fake_loss)
 
 
-# --- f-GAN (Nowozin et al. 2016, table 6) ------------------------------------------------
-# For each divergence: the output activation T = g_f(v), the conjugate f*(T), and the log
-# density ratio log p_data/p_g = log (f')^{-1}(T) that the optimal T encodes, all in v.
-
-@dataclass(frozen=True)
-class Divergence:
-    name: str
-    activation: Callable[[Tensor], Tensor]  # T = g_f(v)
-    conjugate_of_v: Callable[[Tensor], Tensor]  # f*(g_f(v)), written stably in v
-    log_ratio: Callable[[Tensor], Tensor]  # log (f')^{-1}(g_f(v))
-    f: Callable[[Tensor], Tensor]  # the generator function f(u), for tests and docs
-    conjugate: Callable[[Tensor], Tensor]  # f*(t) in closed form
-
-
-PEARSON_FLOOR = 1e-6  # 1 + v/2 must stay positive for a density ratio
-
-DIVERGENCES: dict[str, Divergence] = {
-    "kl": Divergence(
-        "kl", lambda v: v, lambda v: torch.exp(v - 1), lambda v: v - 1,
-        f=lambda u: u * torch.log(u), conjugate=lambda t: torch.exp(t - 1)),
-    "reverse-kl": Divergence(
-        "reverse-kl", lambda v: -torch.exp(-v), lambda v: v - 1, lambda v: v,
-        f=lambda u: -torch.log(u), conjugate=lambda t: -1 - torch.log(-t)),
-    "pearson": Divergence(
-        "pearson", lambda v: v, lambda v: 0.25 * v * v + v,
-        lambda v: torch.log(torch.clamp(1 + 0.5 * v, min=PEARSON_FLOOR)),
-        f=lambda u: (u - 1).pow(2), conjugate=lambda t: 0.25 * t * t + t),
-    "hellinger": Divergence(
-        "hellinger", lambda v: 1 - torch.exp(-v), lambda v: torch.expm1(v), lambda v: 2 * v,
-        f=lambda u: (torch.sqrt(u) - 1).pow(2), conjugate=lambda t: t / (1 - t)),
-    "js": Divergence(
-        "js", lambda v: LOG2 - F.softplus(-v), lambda v: F.softplus(v) - LOG2, lambda v: v,
-        f=lambda u: -(u + 1) * torch.log((1 + u) / 2) + u * torch.log(u),
-        conjugate=lambda t: -torch.log(2 - torch.exp(t))),
-    "gan": Divergence(
-        "gan", lambda v: -F.softplus(-v), lambda v: F.softplus(v), lambda v: v,
-        f=lambda u: u * torch.log(u) - (u + 1) * torch.log(u + 1),
-        conjugate=lambda t: -torch.log(1 - torch.exp(t))),
-}
-
+# --- f-GAN (Nowozin et al. 2016): its divergences live in ddls.divergences --------------------
 
 def fgan_d_loss(real: Tensor, fake: Tensor, divergence: Divergence) -> Tensor:
     """Minus the variational bound E_P[T(x)] - E_Q[f*(T(G(z)))]."""
@@ -166,17 +127,72 @@ def fgan_g_loss(fake: Tensor, divergence: Divergence) -> Tensor:
 # --- the registry -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class LossParams:
+    """What a family's loss functions read besides the discriminator outputs: the run's
+    hyperparameters (a TrainConfig) and the family's running state (see RunningState)."""
+
+    config: Any
+    state: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunningState:
+    """State a family carries from step to step (BEGAN's k_t), saved with the training progress.
+
+    init(device) -> the starting state (a dict of tensors); update(state, real_out, fake_out, config)
+    -> the state after a discriminator step, from its outputs on the real and generated batch;
+    record(state, real_out, fake_out, config) -> the values it adds to the history (keys `history`).
+    """
+
+    init: Callable[[torch.device], dict[str, Tensor]] = lambda device: {}
+    update: Callable[[dict, Tensor, Tensor, Any], dict] = lambda state, real, fake, config: state
+    record: Callable[[dict, Tensor, Tensor, Any], dict[str, float]] = lambda state, real, fake, config: {}
+    history: tuple[str, ...] = ()
+
+    def resume(self, saved: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+        """The state saved by a run (missing entries start afresh; others are not this family's)."""
+        start = self.init(device)
+        return {k: saved[k].to(device) if k in saved else v for k, v in start.items()}
+
+
+NO_STATE = RunningState()
+
+
+def _began_update(state: dict, real: Tensor, fake: Tensor, config) -> dict:
+    return {"k": began_k_update(state["k"], real.detach().mean(), fake.detach().mean(), config.gamma,
+                                config.lambda_k)}
+
+
+def _began_record(state: dict, real: Tensor, fake: Tensor, config) -> dict[str, float]:
+    real_l, fake_l = float(real.detach().mean()), float(fake.detach().mean())
+    return {"k": float(state["k"]), "m_global": began_convergence(real_l, fake_l, config.gamma)}
+
+
+BEGAN_STATE = RunningState(init=lambda device: {"k": torch.zeros((), device=device)}, update=_began_update,
+                           record=_began_record, history=("k", "m_global"))
+
+
+def _ebgan_generator_loss(discriminator: nn.Module, fake: Tensor, p: LossParams) -> Tensor:
+    """EBGAN's generator loss, plus the pulling-away term on D's codes when its weight is > 0."""
+    if not p.config.pt_weight > 0:
+        return ebgan_g_loss(discriminator(fake))
+    out, code = discriminator.forward_with_code(fake)
+    return ebgan_g_loss(out) + p.config.pt_weight * pulling_away(code)
+
+
+@dataclass(frozen=True)
 class LossFamily:
     """How one family trains and how its discriminator becomes a DDLS energy.
 
-    d_loss(real_out, fake_out, params) and g_loss(fake_out, params) take the
-    discriminator's raw outputs and the run's hyperparameters (a TrainConfig); BEGAN's
-    k_t comes in `params.k` through the trainer's running state.
+    d_loss(real_out, fake_out, params) and g_loss(fake_out, params) take the discriminator's raw
+    outputs and a LossParams (the run's TrainConfig and the family's running state, e.g. BEGAN's
+    k_t in params.state["k"]). A family whose generator loss needs more than D's output (EBGAN's
+    pulling-away term on D's codes) sets `generator_loss(discriminator, fake, params)`.
     """
 
     name: str
-    d_loss: Callable[[Tensor, Tensor, object], Tensor]
-    g_loss: Callable[[Tensor, object], Tensor]
+    d_loss: Callable[[Tensor, Tensor, LossParams], Tensor]
+    g_loss: Callable[[Tensor, LossParams], Tensor]
     energy_kind: str
     description: str
     discriminator: str = "classifier"  # or "autoencoder"
@@ -186,6 +202,14 @@ class LossFamily:
     clip: float = 0.0  # > 0 clips critic weights to [-clip, clip] after each step
     optimizer: str = "adam"  # "rmsprop" for weight-clipped WGAN, as its paper
     reconstruction: str = "mse"  # auto-encoder energy: "mse" (EBGAN) or "l1" (BEGAN)
+    running: RunningState = NO_STATE
+    g_objective: Callable[[nn.Module, Tensor, LossParams], Tensor] | None = None
+
+    def generator_loss(self, discriminator: nn.Module, fake: Tensor, params: LossParams) -> Tensor:
+        """The generator's loss on a generated batch `fake` (D's parameters frozen by the caller)."""
+        if self.g_objective is not None:
+            return self.g_objective(discriminator, fake, params)
+        return self.g_loss(discriminator(fake), params)
 
 
 def _pair(d_loss, g_loss):
@@ -210,11 +234,12 @@ LOSSES: dict[str, LossFamily] = {
                           n_critic=5, description="WGAN with gradient penalty"),
     "sngan": LossFamily("sngan", *_pair(hinge_d_loss, wgan_g_loss), energy_kind="wgan", spectral_norm=True,
                         description="spectral normalisation, hinge loss"),
-    "ebgan": LossFamily("ebgan", lambda r, f, p: ebgan_d_loss(r, f, p.margin), lambda f, p: ebgan_g_loss(f),
-                        energy_kind="ae", discriminator="autoencoder", reconstruction="mse",
+    "ebgan": LossFamily("ebgan", lambda r, f, p: ebgan_d_loss(r, f, p.config.margin),
+                        lambda f, p: ebgan_g_loss(f), energy_kind="ae", discriminator="autoencoder",
+                        reconstruction="mse", g_objective=_ebgan_generator_loss,
                         description="energy-based GAN (margin loss, optional pulling-away term)"),
-    "began": LossFamily("began", lambda r, f, p: began_d_loss(r, f, p.k), lambda f, p: began_g_loss(f),
-                        energy_kind="ae", discriminator="autoencoder", reconstruction="l1",
+    "began": LossFamily("began", lambda r, f, p: began_d_loss(r, f, p.state["k"]), lambda f, p: began_g_loss(f),
+                        energy_kind="ae", discriminator="autoencoder", reconstruction="l1", running=BEGAN_STATE,
                         description="boundary equilibrium GAN"),
     **{f"fgan-{name}": _fgan(name) for name in DIVERGENCES},
 }

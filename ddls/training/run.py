@@ -36,7 +36,7 @@ class TrainOutputs:
         if out.suffix == ".pt":
             return cls(out, None)
         if out.exists() and not out.is_dir():
-            raise DDLSError(f"{out} exists and is not a folder; give a folder or a .pt file as --out")
+            raise DDLSError(f"{out} exists and is not a folder; give a folder or a .pt file as the output")
         return cls(out / "model.pt", out)
 
 

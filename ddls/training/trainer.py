@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from .._interrupt import stop_requested
 from .._torch import derived_seed, make_generator
 from ..errors import DDLSError
-from .losses import LossFamily, began_convergence, get_loss, gradient_penalty, pulling_away
+from .losses import LossFamily, LossParams, get_loss, gradient_penalty
 from ..models import build
 
 
@@ -106,14 +106,14 @@ class TrainConfig:
             raise DDLSError(f"images must be square (C, H, H), got {shape}")
         channels, size = shape[0], shape[1]
         if self.arch == "mlp":
-            raise DDLSError(f"{self.data} holds images; use --arch dcgan or resnet")
+            raise DDLSError(f"{self.data} holds images; use the dcgan or resnet architecture")
         if self.arch == "dcgan":
             g = {"arch": "dcgan_g", "z_dim": self.z_dim, "channels": channels, "size": size, "width": self.width}
             d = {"arch": "dcgan_d", "channels": channels, "size": size, "width": self.width,
                  "spectral_norm": family.spectral_norm}
         else:
             if size != 32:
-                raise DDLSError(f"the ResNet is for 32x32 images, these are {size}x{size}; add --image-size 32")
+                raise DDLSError(f"the ResNet is for 32x32 images, these are {size}x{size}; set the image size to 32 (padded)")
             g = {"arch": "resnet32_g", "z_dim": self.z_dim, "channels": 2 * self.width, "image_channels": channels}
             d = {"arch": "resnet32_d", "channels": self.width, "image_channels": channels,
                  "spectral_norm": family.spectral_norm}
@@ -147,15 +147,7 @@ class TrainProgress:
     opt_d: dict
     history: dict[str, list[float]]
     generator_state: Tensor  # the data/noise torch.Generator's get_state()
-    loss_state: dict[str, Tensor] = field(default_factory=dict)  # BEGAN's k_t
-
-
-@dataclass(frozen=True)
-class LossParams:
-    """What a family's loss functions read besides the discriminator outputs."""
-
-    margin: float
-    k: Tensor | float = 0.0
+    loss_state: dict[str, Tensor] = field(default_factory=dict)  # the family's running state (BEGAN's k_t)
 
 
 def build_models(config: TrainConfig, sample_shape: int | tuple[int, ...]) -> tuple[nn.Module, nn.Module, dict, dict]:
@@ -174,10 +166,7 @@ def _optimizer(kind: str, params, lr: float, config: TrainConfig) -> torch.optim
 
 
 def _history_keys(family: LossFamily) -> list[str]:
-    keys = ["step", "d_loss", "g_loss"]
-    if family.name == "began":
-        keys += ["k", "m_global"]
-    return keys
+    return ["step", "d_loss", "g_loss", *family.running.history]
 
 
 def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tensor],
@@ -201,7 +190,7 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
     opt_d = _optimizer(family.optimizer, d.parameters(), config.lr_d, config)
     gen = make_generator(derived_seed(config.seed, 2), device)
     history: dict[str, list[float]] = {k: [] for k in _history_keys(family)}
-    k = torch.zeros((), device=device)  # BEGAN's equilibrium variable k_t
+    state = family.running.init(device)  # e.g. BEGAN's equilibrium variable k_t
     done = 0
     if start is not None:
         try:
@@ -210,8 +199,7 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
             opt_g.load_state_dict(start.opt_g)
             opt_d.load_state_dict(start.opt_d)
             gen.set_state(start.generator_state)
-            if "k" in start.loss_state:
-                k = start.loss_state["k"].to(device)
+            state = family.running.resume(start.loss_state, device)
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise DDLSError(f"saved training progress does not fit this model ({type(exc).__name__})") from None
         history = {key: list(v) for key, v in start.history.items()}
@@ -222,7 +210,6 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
 
         bar = tqdm(total=config.steps, initial=done, desc=f"train {config.loss}", unit="step", dynamic_ncols=True)
     bs = config.batch_size
-    pulling = family.discriminator == "autoencoder" and config.pt_weight > 0
     clip = config.clip_value
 
     def noise() -> Tensor:
@@ -230,7 +217,7 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
 
     def progress_at(step: int) -> TrainProgress:
         return TrainProgress(step, g.state_dict(), d.state_dict(), opt_g.state_dict(), opt_d.state_dict(),
-                             history, gen.get_state(), {"k": k.detach().cpu()})
+                             history, gen.get_state(), {key: v.detach().cpu() for key, v in state.items()})
 
     try:
         for step in range(done + 1, config.steps + 1):
@@ -243,7 +230,7 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
                 with torch.no_grad():
                     fake = g(noise())
                 real_out, fake_out = d(real), d(fake)
-                d_loss = family.d_loss(real_out, fake_out, LossParams(config.margin, k))
+                d_loss = family.d_loss(real_out, fake_out, LossParams(config, state))
                 if config.penalty > 0:
                     d_loss = d_loss + config.penalty * gradient_penalty(d, real, fake, gen)
                 opt_d.zero_grad(set_to_none=True)
@@ -253,17 +240,10 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
                     with torch.no_grad():
                         for p in d.parameters():
                             p.clamp_(-clip, clip)
-                if family.name == "began":
-                    real_l, fake_l = real_out.detach().mean(), fake_out.detach().mean()
-                    k = (k + config.lambda_k * (config.gamma * real_l - fake_l)).clamp(0, 1)
+                state = family.running.update(state, real_out, fake_out, config)
             for p in d.parameters():
                 p.requires_grad_(False)
-            fake = g(noise())
-            if pulling:
-                out, code = d.forward_with_code(fake)
-                g_loss = family.g_loss(out, LossParams(config.margin, k)) + config.pt_weight * pulling_away(code)
-            else:
-                g_loss = family.g_loss(d(fake), LossParams(config.margin, k))
+            g_loss = family.generator_loss(d, g(noise()), LossParams(config, state))
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
@@ -273,13 +253,12 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
                 dl, gl = d_loss.item(), g_loss.item()
                 if not (math.isfinite(dl) and math.isfinite(gl)):
                     raise DDLSError(f"training diverged by step {step}: d_loss={dl}, g_loss={gl}; "
-                                    f"try a smaller --lr (got {config.lr_g:g})")
+                                    f"try a smaller learning rate (got {config.lr_g:g})")
                 history["step"].append(step)
                 history["d_loss"].append(dl)
                 history["g_loss"].append(gl)
-                if family.name == "began":
-                    history["k"].append(float(k))
-                    history["m_global"].append(began_convergence(float(real_l), float(fake_l), config.gamma))
+                for key, value in family.running.record(state, real_out, fake_out, config).items():
+                    history[key].append(value)
                 if bar is not None:
                     bar.set_postfix(d_loss=f"{dl:.3f}", g_loss=f"{gl:.3f}")
             if bar is not None:
