@@ -139,31 +139,19 @@ def compare(ckpt, factory, methods, steps, eps, n, seed, chunk_size, device, out
     2-D data: EMD, modes, high-quality %. Images: FID in --features space against --stats (or the
     statistics of the checkpoint's data set, computed on the fly).
     """
-    from ..data.real import real_source
     from ..posthoc import CALIBRATION_KEYS
     from ..posthoc.registry import get
     from ..sampling.run import load_energy
-    from ..posthoc.compare import COLUMNS, IMAGE_COLUMNS, compare as run_compare, parse_methods, write_outputs
+    from ..posthoc.compare import (COLUMNS, IMAGE_COLUMNS, compare as run_compare, parse_methods, scoring_for,
+                                   write_outputs)
     from ..sampling.sweep import format_table
 
     chosen = parse_methods(methods)
     model, energy = load_energy(ckpt, device, factory=factory)
     image = len(energy.sample_shape) == 3  # (C, H, W)
-    if image:
-        evaluate, reference, scoring = _fid_scorer(model, energy, features, stats, data, ref_n, classifier,
-                                                  resamples=resamples, seed=seed)
-        draw_real = real_source(model, energy.sample_shape, data=data)
-    else:
-        from ..data.toy2d import get_dataset
-        from ..metrics.points2d import evaluate as evaluate_2d, reference_samples
-
-        if model.data is None:
-            raise DDLSError(f"{ckpt} does not say which data it was trained on; compare scores 2-D ddls "
-                            f"checkpoints and image checkpoints")
-        dataset = get_dataset(model.data)
-        evaluate, scoring = (lambda x: evaluate_2d(x, dataset, resamples=resamples, seed=seed)), {}
-        reference = reference_samples(dataset, min(n, 5000))
-        draw_real = real_source(model)
+    evaluate, reference, scoring, draw_real = scoring_for(
+        ckpt, model, energy, n=n, seed=seed, resamples=resamples, features=features, stats=stats, data=data,
+        ref_n=ref_n, classifier=classifier, note=echo_err)
     needs_real = [m for m in chosen if get(m).needs_real] + ([f"--calibration {posthoc['calibration']}"]
                                                             if posthoc["calibration"] != "raw" else [])
     if draw_real is None and needs_real:
@@ -184,17 +172,3 @@ def compare(ckpt, factory, methods, steps, eps, n, seed, chunk_size, device, out
     table = [{c: r.get(c) for c in columns} for r in rows]
     click.echo(json.dumps(table) if as_json else format_table(table, columns))
     echo_err(f"wrote {out / 'compare.csv'}, {out / 'compare.json'} and {out / 'compare.png'}")
-
-
-def _fid_scorer(model, energy, features, stats, data, ref_n, classifier, *, resamples=0, seed=0):
-    """(evaluate: images -> {'fid', 'fid_lo', 'fid_hi'}, None, record) scoring against --stats or the data
-    set's train split."""
-    from ..metrics.features import make_features
-    from ..metrics.fid_stats import fid_columns, reference_stats
-
-    extractor = make_features(features, energy.device, classifier=classifier)
-    extractor.check_shape(energy.sample_shape)  # before any sampling
-    ref, ref_meta = reference_stats(extractor, stats=stats, data=data or model.data, n=ref_n, note=echo_err,
-                                     progress=True)
-    record = {"features": extractor.name, "feature_info": extractor.info, "reference": ref_meta}
-    return (lambda x: fid_columns(x, ref, extractor, resamples=resamples, seed=seed)), None, record

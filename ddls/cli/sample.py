@@ -59,29 +59,16 @@ def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_n
     from ..sampling.driver import RunConfig
     from ..sampling.fastpath import FastPath, check_device
     from ..sampling.run import SampleJob, describe_restarts, load_energy, run_posthoc_sampling, run_sampling
-    from .tune import tuned_settings
 
-    tuned, recipe = tuned_settings(ckpt, click.get_current_context())  # a TUNED.pt's recipe; given flags win
-    if recipe is not None:
-        method, steps, eps, noise_scale, temperature = (tuned.pop(k, v) for k, v in (
-            ("method", method), ("steps", steps), ("eps", eps), ("noise_scale", noise_scale),
-            ("temperature", temperature)))
-        posthoc.update(tuned)  # the method's own settings and the calibration
-        echo_err(f"{ckpt} holds the tuned recipe {recipe.label}; options given here override it")
-
+    method, steps, eps, noise_scale, temperature = _tuned(ckpt, posthoc, method=method, steps=steps, eps=eps,
+                                                          noise_scale=noise_scale, temperature=temperature)
     fast = FastPath(compile=compile_, autocast=None if autocast == "off" else autocast, cuda_graphs=cuda_graphs,
                     channels_last=channels_last)
     check_device(fast, resolve_device(device))  # every method: a GPU switch on the CPU is an error, not a no-op
     chains = langevin_methods()  # these run through run_sampling: resumable, streamed to the file
     if method not in chains or posthoc["calibration"] != "raw":
-        if resume or record_every or mala or label == EACH:
-            raise DDLSError(f"--resume, --record-every, --mala and --label each are for --method {'/'.join(chains)} "
-                            f"with raw calibration")
-        if grid:
-            raise DDLSError(f"--grid is for --method {'/'.join(chains)}; plot the .npz samples instead")
-        if fast.any:
-            raise DDLSError("--compile, --autocast, --cuda-graphs and --channels-last are for --method ddls/mala "
-                            "with raw calibration")
+        _refuse_chain_only(chains, resume=resume, record_every=record_every, mala=mala, label=label, grid=grid,
+                           fast=fast)
         model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind, disc, label, factory=factory)
         run_posthoc_sampling(model, energy, method, out, n=n, seed=seed, chunk_size=chunk_size, steps=steps,
                              eps=eps, noise_scale=noise_scale, posthoc=posthoc, echo=echo_err,
@@ -117,3 +104,28 @@ def write_grid(grid: str, samples_file: str) -> None:
     if x.ndim != 4:
         raise DDLSError(f"--grid needs image samples; these have shape {x.shape[1:]}")
     save_grid(grid, x)
+
+
+def _tuned(ckpt, posthoc: dict, **given):
+    """(method, steps, eps, noise_scale, temperature): a TUNED.pt's recipe, where no option was given."""
+    from .tune import tuned_settings
+
+    tuned, recipe = tuned_settings(ckpt, click.get_current_context())
+    if recipe is None:
+        return tuple(given.values())
+    values = tuple(tuned.pop(k, v) for k, v in given.items())
+    posthoc.update(tuned)  # the method's own settings and the calibration
+    echo_err(f"{ckpt} holds the tuned recipe {recipe.label}; options given here override it")
+    return values
+
+
+def _refuse_chain_only(chains, *, resume, record_every, mala, label, grid, fast) -> None:
+    """Options only a Langevin run (raw calibration) honours are refused for the other methods."""
+    if resume or record_every or mala or label == EACH:
+        raise DDLSError(f"--resume, --record-every, --mala and --label each are for --method {'/'.join(chains)} "
+                        f"with raw calibration")
+    if grid:
+        raise DDLSError(f"--grid is for --method {'/'.join(chains)}; plot the .npz samples instead")
+    if fast.any:
+        raise DDLSError(f"--compile, --autocast, --cuda-graphs and --channels-last are for --method "
+                        f"{'/'.join(chains)} with raw calibration")

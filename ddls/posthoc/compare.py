@@ -81,3 +81,33 @@ def write_outputs(out: Path, rows: list[dict], samples: list[np.ndarray], refere
                               title=title)
     else:
         samples_figure_2d(labels, rows, samples, reference, out / "compare.png", title=title)
+
+
+def scoring_for(ckpt, model, energy, *, n: int, seed: int, resamples: int, features: str, stats: str | None,
+                data: str | None, ref_n: int | None, classifier: str | None,
+                note: Callable[[str], None] = lambda s: None):
+    """(evaluate, reference points or None, scoring record, draw_real) for `compare` on this model:
+    FID in `features` space for images (against `stats` or the data set's train split), EMD, modes and
+    high-quality % for 2-D data."""
+    from ..data.real import real_source
+
+    if len(energy.sample_shape) == 3:  # (C, H, W)
+        from ..metrics.features import make_features
+        from ..metrics.fid_stats import fid_columns, reference_stats
+
+        extractor = make_features(features, energy.device, classifier=classifier)
+        extractor.check_shape(energy.sample_shape)  # before any sampling
+        ref, ref_meta = reference_stats(extractor, stats=stats, data=data or model.data, n=ref_n, note=note,
+                                        progress=True)
+        record = {"features": extractor.name, "feature_info": extractor.info, "reference": ref_meta}
+        return ((lambda x: fid_columns(x, ref, extractor, resamples=resamples, seed=seed)), None, record,
+                real_source(model, energy.sample_shape, data=data))
+    from ..data.toy2d import get_dataset
+    from ..metrics.points2d import evaluate as evaluate_2d, reference_samples
+
+    if model.data is None:
+        raise DDLSError(f"{ckpt} does not say which data it was trained on; compare scores 2-D ddls "
+                        f"checkpoints and image checkpoints")
+    dataset = get_dataset(model.data)
+    return ((lambda x: evaluate_2d(x, dataset, resamples=resamples, seed=seed)), reference_samples(dataset, min(n, 5000)),
+            {}, real_source(model))
