@@ -52,6 +52,7 @@ def test_eval_prints_metrics_json(ckpt, tmp_path):
     metrics = json.loads(r.stdout)
     assert metrics["data"] == "gmm25" and metrics["n"] == 40
     assert metrics["emd"] > 0 and 0 <= metrics["modes"] <= 25 and 0 <= metrics["hq"] <= 100
+    assert metrics["emd_lo"] < metrics["emd"] < metrics["emd_hi"]
 
 
 def test_sweep_json_table_csv_and_plot(ckpt, tmp_path):

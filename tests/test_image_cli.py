@@ -130,6 +130,10 @@ def test_eval_images_against_stats_equals_hand_computation(generator_stats, tmp_
     expected = fid(gaussian_stats(make_features("domain")(shifted)), ref)
     assert got["fid"] == pytest.approx(expected, rel=1e-9) and got["fid"] > 0.01
     assert got["n"] == 100 and got["features"] == "domain"
+    assert got["fid_lo"] < got["fid"] < got["fid_hi"]  # a bootstrap interval around the value
+    plain = json.loads(invoke("eval", "--samples", tmp_path / "s.npz", "--stats", stats, "--device", "cpu", "--json",
+                              "--bootstrap", 0).stdout)
+    assert plain["fid"] == got["fid"] and "fid_lo" not in plain
 
 
 def test_missing_stats_or_weights_end_in_one_line(generator_stats, tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import time
 import click
 
 from ..errors import DDLSError
-from .common import POSITIVE, echo_err, print_metrics
+from .common import POSITIVE, bootstrap_option, echo_err, print_metrics
 
 
 @click.command("eval")
@@ -16,6 +16,7 @@ from .common import POSITIVE, echo_err, print_metrics
 @click.option("--data", default=None, help="2-D target, or image data set for the reference "
                                           "(default: the one recorded in the file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@bootstrap_option
 @click.option("--stats", type=click.Path(dir_okay=False), default=None,
               help="Images: reference statistics from `ddls stats` (.npz with mu, sigma).")
 @click.option("--features", type=click.Choice(["domain", "inception"]), default="domain", show_default=True,
@@ -27,7 +28,7 @@ from .common import POSITIVE, echo_err, print_metrics
 @click.option("--classifier", type=click.Path(dir_okay=False), default=None,
               help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")
 @click.option("--device", default="auto", show_default=True, help="Images: cpu, cuda, cuda:N or auto.")
-def eval_cmd(samples_path, data, as_json, stats, features, inception_score, ref_n, classifier, device):
+def eval_cmd(samples_path, data, as_json, resamples, stats, features, inception_score, ref_n, classifier, device):
     """Score samples. 2-D: EMD to the target, modes covered, high-quality %. Images: FID (and IS)."""
     from .._torch import resolve_device
     from ..io.samples_file import read_samples
@@ -37,9 +38,9 @@ def eval_cmd(samples_path, data, as_json, stats, features, inception_score, ref_
     if x.ndim == 4:
         metrics = evaluate_images(samples_path, x, data or meta.get("data"), stats=stats, features=features,
                                   inception_score=inception_score, ref_n=ref_n, classifier=classifier,
-                                  device=resolve_device(device), note=echo_err)
+                                  device=resolve_device(device), resamples=resamples, note=echo_err)
     else:
-        metrics = evaluate_points(samples_path, x, data or meta.get("data"))
+        metrics = evaluate_points(samples_path, x, data or meta.get("data"), resamples=resamples)
     print_metrics(metrics, as_json)
 
 
