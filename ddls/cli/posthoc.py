@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import POSITIVE, echo_err, image_metric_options
+from .common import POSITIVE, SEED, STEPS, count, echo_err, force_option, guard_output, image_metric_options
 from ..errors import DDLSError
 
 
@@ -79,14 +79,17 @@ def method_option(f):
 
 
 @click.command()
+@guard_output("out_dir", inputs=("ckpt", "stats", "classifier"), folder=True,
+              default=lambda kw: f"compare-{Path(kw['ckpt']).stem}")
+@force_option
 @click.option("--ckpt", required=True, help="Checkpoint: 2-D or image, written by `ddls train` (or `ddls calibrate`).")
 @click.option("--methods", default="ddls,drs,mhgan,dot,dgflow", show_default=True,
               help="Comma-separated: ddls, mala, drs, mhgan, dot, dgflow (the generator alone is always the first row).")
-@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="ddls/mala: Langevin steps.")
+@click.option("--steps", type=count(1, STEPS), default=1000, show_default=True, help="ddls/mala: Langevin steps.")
 @click.option("--eps", type=POSITIVE, default=1e-4, show_default=True, help="ddls/mala: Langevin step size.")
-@click.option("--n", "n", type=click.IntRange(min=1), default=5000, show_default=True, help="Samples per method.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--chunk-size", type=click.IntRange(min=1), default=5000, show_default=True,
+@click.option("--n", "n", type=count(1, 10 ** 9), default=5000, show_default=True, help="Samples per method.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--chunk-size", type=count(1, 10 ** 7), default=5000, show_default=True,
               help="Chains (or proposals) at once; bounds memory.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,

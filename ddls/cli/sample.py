@@ -6,8 +6,14 @@ import numpy as np
 
 from ..errors import DDLSError
 from ..sampling.run import EACH
-from .common import CKPT_HELP, DISC_HELP, POSITIVE, LabelType, chain_options, echo_err, energy_options
+from .common import (CKPT_HELP, DISC_HELP, POSITIVE, STEPS, count, LabelType, chain_options, echo_err, energy_options,
+                     force_option, guard_output, refuse_unused)
 from .posthoc import method_option, posthoc_options
+
+
+# options of the Langevin run that the post-hoc branch does not use: refused unless left at their defaults
+POSTHOC_UNUSED = ("cuda_graphs", "autocast", "compile_", "channels_last", "distributed", "on_nan", "checkpoint_every")
+LANGEVIN_ONLY = ("steps", "eps", "noise_scale")  # used by ddls/mala through a calibrated logit, not by the others
 
 
 def fast_options(f):
@@ -22,14 +28,16 @@ def fast_options(f):
 
 
 @click.command()
+@guard_output("out", inputs=("ckpt", "disc"), also=("grid",))
+@force_option
 @click.option("--ckpt", required=True, help=CKPT_HELP)
 @click.option("--disc", default=None, help=DISC_HELP)
 @click.option("--label", type=LabelType(), default=None, metavar="K|each",
               help="Class of a conditional model, G(z, y) and D(x, y): K for every chain, or 'each': chain i "
                    "gets class i mod num_classes. Saved per chain as `y`.")
-@click.option("--steps", type=click.IntRange(min=0), default=500, show_default=True, help="Langevin steps (0: generator alone).")
+@click.option("--steps", type=count(0, STEPS), default=500, show_default=True, help="Langevin steps (0: generator alone).")
 @click.option("--eps", type=POSITIVE, default=0.01, show_default=True, help="Langevin step size.")
-@click.option("--record-every", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--record-every", type=count(0, STEPS), default=0, show_default=True,
               help="Keep the samples every k-th step as `trajectory` (0: final only).")
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.npz", show_default=True)
 @click.option("--grid", type=click.Path(dir_okay=False), default=None,
@@ -37,7 +45,7 @@ def fast_options(f):
 @click.option("--on-nan", type=click.Choice(["stop", "restart"]), default="stop", show_default=True,
               help="Chains whose energy turns NaN/inf: stop the run, or restart them from their last "
                    "finite checked state at half their eps.")
-@click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
+@click.option("--checkpoint-every", type=count(0, STEPS), default=50, show_default=True,
               help="Save progress to <out>.resume.pt every k steps (0: never; off in distributed runs).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
 @method_option
@@ -59,6 +67,9 @@ def sample(ckpt, disc, label, steps, eps, record_every, out, grid, on_nan, check
                             "raw calibration")
         if grid:
             raise DDLSError("--grid is for --method ddls/mala; plot the .npz samples instead")
+        refuse_unused(POSTHOC_UNUSED + (() if method in ("ddls", "mala") else LANGEVIN_ONLY),
+                      f"--method {method}" + (f" and --calibration {posthoc['calibration']}"
+                                              if method in ("ddls", "mala") else ""))
         model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind, disc, label)
         run_posthoc_sampling(model, energy, method, out, n=n, seed=seed, chunk_size=chunk_size, steps=steps,
                              eps=eps, noise_scale=noise_scale, posthoc=posthoc, echo=echo_err,
