@@ -59,6 +59,8 @@ def unknown_variables(known: dict[str, str], environ: dict[str, str] | None = No
 
 def warn_unknown(known: dict[str, str], echo: Callable[[str], None]) -> None:
     for name in unknown_variables(known):
-        near = difflib.get_close_matches(name, list(known) + list(OTHER_VARIABLES), n=1)
+        names = list(known) + list(OTHER_VARIABLES)
+        near = [k for k in names if name.startswith(k + "_") or k.startswith(name + "_")][:1] or \
+            difflib.get_close_matches(name, names, n=1)
         hint = f"; did you mean {near[0]}?" if near else ""
         echo(f"warning: {name} is set but is no ddls setting, so it is ignored{hint}")

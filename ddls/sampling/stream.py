@@ -99,7 +99,13 @@ class SampleWriter:
             self.spool.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DDLSError(f"cannot create {self.spool}: {exc.strerror}") from exc
-        self._files = {name: self._open(name, shape, dtype) for name, (shape, dtype) in self.layout.items()}
+        self._files = {}
+        try:
+            for name, (shape, dtype) in self.layout.items():
+                self._files[name] = self._open(name, shape, dtype)
+        except BaseException:  # a full disk: a new spool goes, a resumed one stays for the next try
+            self.close() if resume else self.discard()
+            raise
 
     def _open(self, name: str, shape: tuple[int, ...], dtype: np.dtype):
         path = self.spool / f"{name}.npy"
