@@ -19,6 +19,7 @@ PREFIX = "DDLS"
 OTHER_VARIABLES = {  # read by ddls itself or its tests, not options
     "DDLS_FASHION_MNIST_DIR": "the folder of the Fashion-MNIST IDX files",
     "DDLS_TEST_DEVICE": "the device the test suite runs on",
+    "DDLS_FUZZ_EXAMPLES": "examples of the slow fuzz test",
 }
 
 
