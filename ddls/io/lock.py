@@ -51,8 +51,13 @@ def _try_create(path: Path) -> bool:
 
 @contextlib.contextmanager
 def output_lock(out: str | os.PathLike) -> Iterator[Path]:
-    """Hold `<out>.lock` for the block; refuse when a live process holds it, take it over when stale."""
+    """Hold `<out>.lock` for the block; refuse when a live process holds it, take it over when stale.
+
+    Under torchrun only rank 0 writes the output, so only rank 0 takes the lock."""
     path = lock_path(out)
+    if os.environ.get("RANK", "0") not in ("", "0") and "WORLD_SIZE" in os.environ:
+        yield path
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         got = _try_create(path)
