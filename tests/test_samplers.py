@@ -89,9 +89,9 @@ def test_same_seed_same_chains_other_seed_other_chains():
     assert not torch.equal(a, c)
 
 
-@pytest.mark.parametrize("eps", [0.0, -1.0, float("nan")])
+@pytest.mark.parametrize("eps", [0.0, -1.0, float("nan"), float("inf")])
 def test_bad_step_size_is_refused(eps):
-    with pytest.raises(DDLSError, match="eps must be > 0"):
+    with pytest.raises(DDLSError, match="eps must be a positive finite number"):
         make_sampler("ula", eps)
 
 

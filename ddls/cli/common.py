@@ -1,11 +1,54 @@
 """What several commands share: option groups, parameter types, and the stderr echo."""
 from __future__ import annotations
 
+import functools
+import shutil
+from pathlib import Path
+from typing import Callable
+
 import click
+
+from ..errors import DDLSError
 
 from ..sampling.run import EACH
 
-POSITIVE = click.FloatRange(min=0, min_open=True)
+TINY = 1e-30  # below this a float32 step, scale or rate does nothing (1e-320 is a no-op)
+HUGE = 1e30  # above this float32 arithmetic overflows at once (1e39 is inf in float32)
+MAX_INT = 2 ** 31 - 1  # counts and sizes: chains, steps, widths, batch
+
+
+class Bounded(click.FloatRange):
+    """A finite float in [min, max]; nonzero values below TINY in size are refused as having no effect."""
+
+    def __init__(self, min: float | None = 0.0, max: float | None = HUGE, *, min_open: bool = False,
+                 max_open: bool = False):
+        super().__init__(min=min, max=max, min_open=min_open, max_open=max_open)
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        except OverflowError:
+            number = float("inf")
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number; allowed: {self._describe_range()}", param, ctx)
+        if number != 0 and abs(number) < TINY:
+            self.fail(f"{value!r} is too small to have any effect (under {TINY:g}); allowed: "
+                      f"{self._describe_range()}", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+def count(low: int, high: int = MAX_INT) -> click.IntRange:
+    """A whole number in [low, high]."""
+    return click.IntRange(min=low, max=high)
+
+
+POSITIVE = Bounded(TINY, HUGE)
+NONNEG = Bounded(0.0, HUGE)
+LR = Bounded(1e-12, 100.0)  # a learning rate beyond 100 overflows any optimiser's first step
+SEED = count(0, 2 ** 63 - 1)  # seeds are mixed as 64-bit numbers: 2**64 would be seed 0 again
+STEPS = 10 ** 7  # Langevin or training steps of one run (hours on a CPU)
 CKPT_HELP = ("Checkpoint: from `ddls train`, pytorch-gan-collections, torch-mimicry (netG) or StudioGAN "
              "(model=G-...); see `ddls inspect`.")
 DISC_HELP = "The discriminator file, for libraries that save it apart (torch-mimicry netD, StudioGAN model=D-...)."
@@ -27,7 +70,7 @@ def echo_err(msg: str) -> None:
 def energy_options(f):
     f = click.option("--temperature", type=POSITIVE, default=1.0, show_default=True,
                      help="E = -log p0 - d/T; T > 1 trusts the discriminator less.")(f)
-    f = click.option("--sigma", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    f = click.option("--sigma", type=NONNEG, default=0.0, show_default=True,
                      help="Extended latent G(z) + sigma*z' for generators that dropped modes (0: off).")(f)
     f = click.option("--energy", "energy_kind", default=None,
                      help="Override the checkpoint's energy kind (gan, wgan, ae).")(f)
@@ -36,13 +79,13 @@ def energy_options(f):
 
 
 def chain_options(f):
-    f = click.option("--noise-scale", type=click.FloatRange(min=0), default=1.0, show_default=True,
+    f = click.option("--noise-scale", type=NONNEG, default=1.0, show_default=True,
                      help="Multiplies the Langevin noise sqrt(eps)*n.")(f)
     f = click.option("--mala", is_flag=True, help="Metropolis-adjusted Langevin (reports acceptance).")(f)
-    f = click.option("--n", "-n", "n", type=click.IntRange(min=1), default=5000, show_default=True,
+    f = click.option("--n", "-n", "n", type=count(1, 10 ** 9), default=5000, show_default=True,
                      help="Number of chains (samples); -n under torchrun, which takes --n as its own.")(f)
-    f = click.option("--seed", type=int, default=0, show_default=True)(f)
-    f = click.option("--chunk-size", type=click.IntRange(min=1), default=5000, show_default=True,
+    f = click.option("--seed", type=SEED, default=0, show_default=True)(f)
+    f = click.option("--chunk-size", type=count(1, 10 ** 7), default=5000, show_default=True,
                      help="Chains run at once; bounds memory.")(f)
     return f
 
@@ -51,7 +94,7 @@ def image_metric_options(f):
     """--features, --stats, --data, --ref-n, --classifier: how image samples are scored by FID."""
     f = click.option("--classifier", type=click.Path(dir_okay=False), default=None,
                      help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")(f)
-    f = click.option("--ref-n", type=click.IntRange(min=2), default=None,
+    f = click.option("--ref-n", type=count(2, 10 ** 9), default=None,
                      help="Images: reference images used when no --stats is given (default: the whole train split).")(f)
     f = click.option("--data", "data", default=None,
                      help="Images: data set whose train split is the reference when no --stats is given "
@@ -96,3 +139,109 @@ def print_metrics(metrics: dict, as_json: bool) -> None:
     else:
         for k, v in metrics.items():
             click.echo(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+
+
+def _resume_files(out: Path) -> list[Path]:
+    """Progress a failed run leaves on purpose: `<out>.resume.pt`, or model.pt's in a training folder."""
+    return [p for p in (Path(f"{out}.resume.pt"), out / "model.pt.resume.pt") if p.is_file()]
+
+
+def guard_output(param: str, *, inputs: tuple[str, ...] = (), also: tuple[str, ...] = (),
+                 folder: bool | Callable[[str], bool] = False, default: Callable[[dict], str] | None = None):
+    """The output option `param` of a command: checked before the run (not empty, not too long, not one
+    of the `inputs` options' files), locked for the run (one run per output), and on a failed write
+    (full disk, no permission) one line, with a folder this run created removed unless it holds
+    progress to resume. `also`: further output options checked the same way (not locked)."""
+
+    def wrap(f):
+        @functools.wraps(f)
+        def command(**kwargs):
+            from ..io.lock import output_lock
+            from ..io.outputs import check_output_path, os_error_line
+
+            out = kwargs.get(param)
+            if out is None and default is not None:
+                out = default(kwargs)
+            if out is None:
+                return f(**kwargs)
+            sources = [kwargs.get(i) for i in inputs]
+            path = check_output_path(out, sources)
+            for other in also:
+                if kwargs.get(other):
+                    check_output_path(kwargs[other], [*sources, out], what=other.replace("_", " ") + " output")
+            is_folder = folder(out) if callable(folder) else folder
+            created = is_folder and not path.exists()
+            with output_lock(path):
+                try:
+                    return f(**kwargs)
+                except (OSError, DDLSError, KeyboardInterrupt, SystemExit) as exc:
+                    kept = _resume_files(path)
+                    if created and not kept:
+                        shutil.rmtree(path, ignore_errors=True)
+                    if not isinstance(exc, OSError):
+                        raise
+                    note = (f"; the progress so far is kept in {kept[0]}: free space or fix the permission, "
+                            f"then rerun with --resume" if kept else "; nothing half-written was kept")
+                    raise DDLSError(os_error_line(exc, path) + note) from None
+
+        return command
+
+    return wrap
+
+
+def bound_options(group: click.Group) -> None:
+    """Give every numeric option of `group` a finite range: an integer without an upper bound gets
+    MAX_INT, a float range becomes `Bounded` (no NaN, no inf, nothing below TINY), a plain float or
+    int a bounded one. Options declared with their own bounds keep them."""
+    def walk(command):
+        for param in command.params:
+            if isinstance(param, click.Option) and param.expose_value:
+                param.type = bounded(param.type)
+        for sub in getattr(command, "commands", {}).values():
+            walk(sub)
+
+    walk(group)
+
+
+def bounded(kind: click.ParamType) -> click.ParamType:
+    """`kind` with finite bounds (see bound_options)."""
+    if isinstance(kind, Bounded):
+        return kind
+    if isinstance(kind, click.FloatRange):
+        return Bounded(-HUGE if kind.min is None else kind.min, HUGE if kind.max is None else kind.max,
+                       min_open=kind.min_open, max_open=kind.max_open)
+    if isinstance(kind, click.IntRange):
+        if kind.max is None:
+            kind.max = MAX_INT
+        if kind.min is None:
+            kind.min = -MAX_INT
+        return kind
+    if kind is click.FLOAT:
+        return Bounded(-HUGE, HUGE)
+    if kind is click.INT:
+        return count(-MAX_INT, MAX_INT)
+    return kind
+
+
+def refuse_unused(names: tuple[str, ...], why: str) -> None:
+    """One line when any of the options `names` (parameter names) was given a value other than its
+    default: the command's current mode would ignore it."""
+    ctx = click.get_current_context()
+    given = [max(p.opts, key=len) for p in ctx.command.params
+             if p.name in names and p.name in ctx.params and ctx.params[p.name] != p.default]
+    if given:
+        raise DDLSError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} nothing with {why}; "
+                        f"drop {'it' if len(given) == 1 else 'them'}")
+
+
+def force_option(f):
+    """--force: try a run that the size and time estimates (ddls.sampling.budget) would refuse."""
+    @functools.wraps(f)
+    def command(*args, force, **kwargs):
+        from ..sampling.budget import allow_oversize
+
+        with allow_oversize(force):
+            return f(*args, **kwargs)
+
+    return click.option("--force", is_flag=True,
+                        help="Run even when it needs more memory, disk or time than the estimates allow.")(command)

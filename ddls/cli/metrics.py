@@ -7,7 +7,7 @@ import time
 import click
 
 from ..errors import DDLSError
-from .common import POSITIVE, bootstrap_option, echo_err, print_metrics
+from .common import LR, SEED, bootstrap_option, count, echo_err, guard_output, print_metrics
 
 
 @click.command("eval")
@@ -23,7 +23,7 @@ from .common import POSITIVE, bootstrap_option, echo_err, print_metrics
               help="Images: FID feature space.")
 @click.option("--inception-score", is_flag=True,
               help="Images: also the Inception Score (needs the original Inception weights with their classifier).")
-@click.option("--ref-n", type=click.IntRange(min=2), default=None,
+@click.option("--ref-n", type=count(2, 10 ** 9), default=None,
               help="Images: reference images used when no --stats is given (default: the whole train split).")
 @click.option("--classifier", type=click.Path(dir_okay=False), default=None,
               help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")
@@ -45,9 +45,10 @@ def eval_cmd(samples_path, data, as_json, resamples, stats, features, inception_
 
 
 @click.command()
+@guard_output("out", inputs=("against", "classifier"))
 @click.option("--data", required=True, help="Image data set: fashion-mnist.")
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
-@click.option("--n", "n", type=click.IntRange(min=2), default=None, help="First n images only (default: all).")
+@click.option("--n", "n", type=count(2, 10 ** 9), default=None, help="First n images only (default: all).")
 @click.option("--features", type=click.Choice(["domain", "inception"]), default="domain", show_default=True)
 @click.option("--classifier", type=click.Path(dir_okay=False), default=None,
               help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")
@@ -131,12 +132,13 @@ def inception_status(as_json):
 
 
 @click.command("classifier")
+@guard_output("out")
 @click.option("--data", type=click.Choice(["fashion-mnist"]), default="fashion-mnist", show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--lr", type=POSITIVE, default=1e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads (default: torch's).")
+@click.option("--epochs", type=count(1, 10 ** 4), default=8, show_default=True)
+@click.option("--batch-size", type=count(1, 10 ** 6), default=128, show_default=True)
+@click.option("--lr", type=LR, default=1e-3, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--threads", type=count(1, 4096), default=None, help="torch CPU threads (default: torch's).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Weights to write (.pt).")
 def classifier_cmd(data, epochs, batch_size, lr, seed, threads, out):
     """Train the small classifier whose features give the 'domain' FID on 28x28 grayscale data."""

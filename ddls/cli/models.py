@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from ..errors import DDLSError
-from .common import CKPT_HELP, DISC_HELP, POSITIVE, echo_err, model_option
+from .common import CKPT_HELP, DISC_HELP, LR, SEED, STEPS, count, echo_err, guard_output, model_option
 
 
 @click.command()
@@ -28,11 +29,12 @@ def inspect(ckpt, disc, factory, as_json):
 
 
 @click.command()
+@guard_output("out", inputs=("ckpt",))
 @click.option("--ckpt", required=True, help="Checkpoint written by `ddls train` or `ddls calibrate`.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="File to write (.safetensors).")
 def export(ckpt, out):
     """Write a ddls checkpoint as .safetensors (weights and metadata, no optimiser states)."""
-    from ..io.checkpoint import FORMAT, read_checkpoint
+    from ..io.checkpoint import FORMAT, model_from_payload, read_checkpoint
     from ..io.safetensors_io import write_safetensors
 
     if not str(out).endswith(".safetensors"):
@@ -40,29 +42,31 @@ def export(ckpt, out):
     payload = read_checkpoint(ckpt)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DDLSError(f"{ckpt} is not a ddls checkpoint; export takes files written by `ddls train`")
+    model_from_payload(payload, Path(ckpt))  # every field checked: broken metadata is never copied
     write_safetensors(out, payload)
     echo_err(f"wrote {out}")
 
 
 @click.command()
+@guard_output("out", inputs=("ckpt",))
 @click.option("--ckpt", required=True, help="Checkpoint written by `ddls train` (2-D or images) or `ddls.save`.")
 @model_option
 @click.option("--method", default="finetune", show_default=True,
               help="finetune: fine-tune D, early-stopped on held-out data; platt (= logistic): fit a * score + b; "
                    "isotonic: a monotone step map (for drs and mhgan only).")
-@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
+@click.option("--steps", type=count(1, STEPS), default=2000, show_default=True,
               help="finetune: most fine-tuning steps (early stopping may end sooner).")
-@click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
-@click.option("--lr", type=POSITIVE, default=1e-4, show_default=True)
-@click.option("--n-heldout", type=click.IntRange(min=2), default=1000, show_default=True,
+@click.option("--batch-size", type=count(2, 10 ** 6), default=256, show_default=True)
+@click.option("--lr", type=LR, default=1e-4, show_default=True)
+@click.option("--n-heldout", type=count(2, 10 ** 7), default=1000, show_default=True,
               help="finetune: held-out real and generated samples, each.")
-@click.option("--eval-every", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--eval-every", type=count(1, STEPS), default=50, show_default=True,
               help="finetune: steps between held-out evaluations.")
-@click.option("--patience", type=click.IntRange(min=1), default=5, show_default=True,
+@click.option("--patience", type=count(1, 10 ** 6), default=5, show_default=True,
               help="finetune: evaluations without a new best held-out loss before stopping.")
-@click.option("--n", "n", type=click.IntRange(min=2), default=5000, show_default=True,
+@click.option("--n", "n", type=count(2, 10 ** 7), default=5000, show_default=True,
               help="platt/isotonic: real and generated samples, each, to fit the map on.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Calibrated checkpoint to write.")
 def calibrate(ckpt, factory, method, steps, batch_size, lr, n_heldout, eval_every, patience, n, seed, device, out):

@@ -10,7 +10,7 @@ from typing import Callable
 
 import click
 
-from .common import POSITIVE, bootstrap_option, echo_err, image_metric_options, model_option
+from .common import POSITIVE, SEED, STEPS, bootstrap_option, count, echo_err, force_option, guard_output, image_metric_options, model_option
 from ..errors import DDLSError
 
 
@@ -32,9 +32,18 @@ def calibration_params() -> list[click.Option]:
 def posthoc_params() -> list[click.Option]:
     """The settings of the post-hoc samplers as options: the calibration's, then each registered method's."""
     from ..posthoc.registry import methods
+    from .common import bounded
 
-    return calibration_params() + [
-        click.Option([s.flag, s.name], type=s.type, default=m.default(s), show_default=True, help=s.help)
+    def kind(s, default):  # every number in a finite range, as bound_options gives the fixed options
+        declared = s.type if s.type is not None else click.types.convert_type(None, default)
+        return bounded(declared)
+
+    calibration = calibration_params()
+    for option in calibration:
+        option.type = bounded(option.type)
+    return calibration + [
+        click.Option([s.flag, s.name], type=kind(s, m.default(s)), default=m.default(s), show_default=True,
+                     help=s.help)
         for m in methods() for s in m.settings]
 
 
@@ -47,7 +56,16 @@ class PosthocCommand(click.Command):
         own = [p for p in params if p is not help_option]
         taken = {p.name for p in own}
         extra = [p for p in posthoc_params() if p.name not in taken]
+        from .environment import option_envvar
+
+        for option in extra:  # DDLS_<COMMAND>_<OPTION>, as the fixed options are named
+            option.envvar, option.allow_from_autoenv = option_envvar([self.name], option), False
         return own + extra + ([help_option] if help_option is not None else [])
+
+    def registry_options(self) -> list[click.Option]:
+        """The post-hoc options as they are now (for the list of known environment variables)."""
+        taken = {p.name for p in self.params}
+        return [p for p in posthoc_params() if p.name not in taken]
 
 
 def posthoc_options(f):
@@ -115,15 +133,18 @@ def method_option(f):
 
 
 @click.command(cls=PosthocCommand)
+@guard_output("out_dir", inputs=("ckpt", "stats", "classifier"), folder=True,
+              default=lambda kw: f"compare-{Path(kw['ckpt']).stem}")
+@force_option
 @click.option("--ckpt", required=True, help="Checkpoint: 2-D or image, written by `ddls train` (or `ddls calibrate`).")
 @model_option
 @click.option("--methods", default="ddls,drs,mhgan,dot,dgflow", show_default=True, cls=RegistryHelpOption,
               help_from=lambda: f"Comma-separated, the generator alone always being the first row. {methods_help()}.")
-@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="ddls/mala: Langevin steps.")
+@click.option("--steps", type=count(1, STEPS), default=1000, show_default=True, help="ddls/mala: Langevin steps.")
 @click.option("--eps", type=POSITIVE, default=1e-4, show_default=True, help="ddls/mala: Langevin step size.")
-@click.option("--n", "n", type=click.IntRange(min=1), default=5000, show_default=True, help="Samples per method.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--chunk-size", type=click.IntRange(min=1), default=5000, show_default=True,
+@click.option("--n", "n", type=count(1, 10 ** 9), default=5000, show_default=True, help="Samples per method.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--chunk-size", type=count(1, 10 ** 7), default=5000, show_default=True,
               help="Chains (or proposals) at once; bounds memory.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,

@@ -6,8 +6,17 @@ import numpy as np
 
 from ..errors import DDLSError
 from ..sampling.run import EACH
-from .common import CKPT_HELP, DISC_HELP, POSITIVE, LabelType, chain_options, echo_err, energy_options, model_option
+from .common import (CKPT_HELP, DISC_HELP, POSITIVE, STEPS, count, LabelType, chain_options, echo_err, energy_options,
+                     force_option, guard_output, model_option, refuse_unused)
 from .posthoc import PosthocCommand, langevin_methods, method_option, posthoc_options
+
+POSTHOC_UNUSED = ("cuda_graphs", "autocast", "compile_", "channels_last", "distributed", "on_nan", "checkpoint_every")
+LANGEVIN_ONLY = ("steps", "eps", "noise_scale")  # used by ddls/mala through a calibrated logit, not by the others
+
+
+# options of the Langevin run that the post-hoc branch does not use: refused unless left at their defaults
+POSTHOC_UNUSED = ("cuda_graphs", "autocast", "compile_", "channels_last", "distributed", "on_nan", "checkpoint_every")
+LANGEVIN_ONLY = ("steps", "eps", "noise_scale")  # used by ddls/mala through a calibrated logit, not by the others
 
 
 def fast_options(f):
@@ -25,15 +34,17 @@ def fast_options(f):
 
 
 @click.command(cls=PosthocCommand)
+@guard_output("out", inputs=("ckpt", "disc"), also=("grid",))
+@force_option
 @click.option("--ckpt", required=True, help=CKPT_HELP)
 @click.option("--disc", default=None, help=DISC_HELP)
 @model_option
 @click.option("--label", type=LabelType(), default=None, metavar="K|each",
               help="Class of a conditional model, G(z, y) and D(x, y): K for every chain, or 'each': chain i "
                    "gets class i mod num_classes. Saved per chain as `y`.")
-@click.option("--steps", type=click.IntRange(min=0), default=500, show_default=True, help="Langevin steps (0: generator alone).")
+@click.option("--steps", type=count(0, STEPS), default=500, show_default=True, help="Langevin steps (0: generator alone).")
 @click.option("--eps", type=POSITIVE, default=0.01, show_default=True, help="Langevin step size.")
-@click.option("--record-every", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--record-every", type=count(0, STEPS), default=0, show_default=True,
               help="Keep the samples every k-th step as `trajectory` (0: final only).")
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.npz", show_default=True)
 @click.option("--grid", type=click.Path(dir_okay=False), default=None,
@@ -41,7 +52,7 @@ def fast_options(f):
 @click.option("--on-nan", type=click.Choice(["stop", "restart"]), default="stop", show_default=True,
               help="Chains whose energy turns NaN/inf: stop the run, or restart them from their last "
                    "finite checked state at half their eps.")
-@click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
+@click.option("--checkpoint-every", type=count(0, STEPS), default=50, show_default=True,
               help="Save progress to <out>.resume.pt every k steps and on Ctrl-C (0: never; off in distributed "
                    "runs).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <out>.resume.pt.")
@@ -67,8 +78,8 @@ def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_n
     check_device(fast, resolve_device(device))  # every method: a GPU switch on the CPU is an error, not a no-op
     chains = langevin_methods()  # these run through run_sampling: resumable, streamed to the file
     if method not in chains or posthoc["calibration"] != "raw":
-        _refuse_chain_only(chains, resume=resume, record_every=record_every, mala=mala, label=label, grid=grid,
-                           fast=fast)
+        _refuse_chain_only(chains, method, posthoc["calibration"], resume=resume, record_every=record_every,
+                           mala=mala, label=label, grid=grid)
         model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind, disc, label, factory=factory)
         run_posthoc_sampling(model, energy, method, out, n=n, seed=seed, chunk_size=chunk_size, steps=steps,
                              eps=eps, noise_scale=noise_scale, posthoc=posthoc, echo=echo_err,
@@ -119,13 +130,12 @@ def _tuned(ckpt, posthoc: dict, **given):
     return values
 
 
-def _refuse_chain_only(chains, *, resume, record_every, mala, label, grid, fast) -> None:
+def _refuse_chain_only(chains, method, calibration, *, resume, record_every, mala, label, grid) -> None:
     """Options only a Langevin run (raw calibration) honours are refused for the other methods."""
     if resume or record_every or mala or label == EACH:
         raise DDLSError(f"--resume, --record-every, --mala and --label each are for --method {'/'.join(chains)} "
                         f"with raw calibration")
     if grid:
         raise DDLSError(f"--grid is for --method {'/'.join(chains)}; plot the .npz samples instead")
-    if fast.any:
-        raise DDLSError(f"--compile, --autocast, --cuda-graphs and --channels-last are for --method "
-                        f"{'/'.join(chains)} with raw calibration")
+    refuse_unused(POSTHOC_UNUSED + (() if method in chains else LANGEVIN_ONLY),
+                  f"--method {method}" + (f" and --calibration {calibration}" if method in chains else ""))

@@ -6,23 +6,27 @@ from pathlib import Path
 
 import click
 
-from .common import POSITIVE, bootstrap_option, chain_options, echo_err, energy_options, image_metric_options, model_option
+from .common import (POSITIVE, STEPS, bootstrap_option, chain_options, count, echo_err, energy_options, force_option,
+                     guard_output, image_metric_options, model_option)
 
 
 @click.command()
+@guard_output("out_dir", inputs=("ckpt", "stats", "classifier"), folder=True,
+              default=lambda kw: f"sweep-{Path(kw['ckpt']).stem}")
+@force_option
 @click.option("--ckpt", required=True, help="Checkpoint: 2-D or image, written by `ddls train` (or `ddls calibrate`).")
 @model_option
 @click.option("--eps", "eps_values", type=POSITIVE, multiple=True, default=(1e-2, 1e-3, 1e-4, 1e-5),
               show_default=True, help="Step sizes to try (repeat the option).")
-@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--steps", type=count(1, STEPS), default=1000, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for sweep.csv and sweep.png (default: sweep-<ckpt name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
 @bootstrap_option
 @image_metric_options
-@click.option("--grid-chains", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--grid-chains", type=count(1, 10 ** 4), default=8, show_default=True,
               help="Images: chains shown in chains.png (at the eps with the best FID).")
-@click.option("--grid-every", type=click.IntRange(min=1), default=25, show_default=True,
+@click.option("--grid-every", type=count(1, STEPS), default=25, show_default=True,
               help="Images: chains.png shows every k-th Langevin step.")
 @chain_options
 @energy_options

@@ -1,9 +1,11 @@
 """`ddls train`: parse the options, run `ddls.training.run.run_training`, print what it did."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from .common import POSITIVE, echo_err
+from .common import LR, NONNEG, POSITIVE, SEED, STEPS, Bounded, count, echo_err, guard_output
 
 
 def _loss_names() -> list[str]:
@@ -13,43 +15,44 @@ def _loss_names() -> list[str]:
 
 
 @click.command()
+@guard_output("out", folder=lambda out: Path(out).suffix != ".pt")
 @click.option("--data", required=True,
               help="gmm25, ring8, swissroll (2-D), fashion-mnist, cifar10, or folder:PATH (a folder of images).")
 @click.option("--loss", default="ns", show_default=True, help="GAN family: " + ", ".join(_loss_names()) + ".")
 @click.option("--arch", type=click.Choice(["mlp", "dcgan", "resnet"]), default=None,
               help="Networks. Default: mlp for 2-D data, dcgan for images.")
-@click.option("--steps", type=click.IntRange(min=1), default=10000, show_default=True,
+@click.option("--steps", type=count(1, STEPS), default=10000, show_default=True,
               help="Generator steps.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=None, help="Default: 256 (2-D), 64 (images).")
-@click.option("--z-dim", type=click.IntRange(min=1), default=None, help="Default: 2 (2-D), 64 (images).")
-@click.option("--hidden", type=click.IntRange(min=1), default=256, show_default=True, help="mlp width.")
-@click.option("--depth", type=click.IntRange(min=1), default=3, show_default=True, help="mlp depth.")
-@click.option("--width", type=click.IntRange(min=1), default=32, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--batch-size", type=count(2, 10 ** 6), default=None, help="Default: 256 (2-D), 64 (images).")
+@click.option("--z-dim", type=count(1, 1 << 16), default=None, help="Default: 2 (2-D), 64 (images).")
+@click.option("--hidden", type=count(1, 1 << 16), default=256, show_default=True, help="mlp width.")
+@click.option("--depth", type=count(1, 256), default=3, show_default=True, help="mlp depth.")
+@click.option("--width", type=count(1, 1 << 16), default=32, show_default=True,
               help="Base channel count of the image networks.")
-@click.option("--image-size", type=click.IntRange(min=4), default=None,
+@click.option("--image-size", type=count(4, 4096), default=None,
               help="Pad images to this side (28 -> 32 for the ResNet).")
-@click.option("--lr", type=POSITIVE, default=None, help="Learning rate of G (and D). Default: 1e-4 (2-D), 2e-4 (images).")
-@click.option("--lr-d", type=POSITIVE, default=None, help="Learning rate of D. Default: --lr.")
-@click.option("--n-critic", type=click.IntRange(min=1), default=None,
+@click.option("--lr", type=LR, default=None, help="Learning rate of G (and D). Default: 1e-4 (2-D), 2e-4 (images).")
+@click.option("--lr-d", type=LR, default=None, help="Learning rate of D. Default: --lr.")
+@click.option("--n-critic", type=count(1, 1000), default=None,
               help="Default: the loss's own (5 for wgan, wgan-gp); 5 for the resnet.")
 @click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Adam beta1. Default: 0.5; 0 for the resnet.")
 @click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=None, help="Adam beta2. Default: 0.9.")
-@click.option("--gp-weight", type=click.FloatRange(min=0), default=None, help="Default: the loss's own (10 for wgan-gp).")
-@click.option("--clip", type=click.FloatRange(min=0), default=None, help="Weight clipping of wgan. Default: 0.01.")
+@click.option("--gp-weight", type=NONNEG, default=None, help="Default: the loss's own (10 for wgan-gp).")
+@click.option("--clip", type=NONNEG, default=None, help="Weight clipping of wgan. Default: 0.01.")
 @click.option("--margin", type=POSITIVE, default=0.5, show_default=True, help="EBGAN margin m.")
-@click.option("--pt-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--pt-weight", type=NONNEG, default=0.0, show_default=True,
               help="EBGAN pulling-away term weight (0.1 in its paper).")
-@click.option("--gamma", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="BEGAN diversity ratio.")
-@click.option("--lambda-k", type=click.FloatRange(min=0), default=0.001, show_default=True, help="BEGAN k_t rate.")
+@click.option("--gamma", type=Bounded(0, 1), default=0.5, show_default=True, help="BEGAN diversity ratio.")
+@click.option("--lambda-k", type=NONNEG, default=0.001, show_default=True, help="BEGAN k_t rate.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--out", type=click.Path(), required=True,
               help="A .pt checkpoint, or a folder for model.pt, config.json, history.csv, losses.png and grids.")
-@click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
+@click.option("--checkpoint-every", type=count(0, STEPS), default=500, show_default=True,
               help="Save progress (weights, optimisers, RNG) to <checkpoint>.resume.pt every k steps and on "
                    "Ctrl-C (0: never).")
-@click.option("--sample-every", type=click.IntRange(min=0), default=500, show_default=True,
+@click.option("--sample-every", type=count(0, STEPS), default=500, show_default=True,
               help="Write a grid of samples every k steps into <out>/samples (images; 0: only at the end).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <checkpoint>.resume.pt.")
 def train(data, loss, arch, steps, seed, batch_size, z_dim, hidden, depth, width, image_size, lr, lr_d, n_critic,

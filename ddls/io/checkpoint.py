@@ -15,8 +15,8 @@ from torch import Tensor, nn
 
 from ..sampling.energy import Label, LatentEnergy, as_label, cycle_labels
 from ..errors import DDLSError
-from ..models import build
 from .outputs import write_bytes
+from .schema import build_checked, check_ddls_payload, check_fits, check_weights
 
 FORMAT = "ddls"
 FORMAT_VERSION = 1
@@ -29,6 +29,11 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise DDLSError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise DDLSError(f"checkpoint {path} is a folder; give the .pt file inside it")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DDLSError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    check_fits(size, "the file", path)
     if path.suffix == ".safetensors":
         from .safetensors_io import read_safetensors
 
@@ -44,9 +49,14 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             ) from None
         raise DDLSError(f"{path} is not a readable PyTorch checkpoint (unpickling failed); is the file "
                         f"complete?") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as exc:
+    except PermissionError as exc:
+        raise DDLSError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError, TypeError,
+            AttributeError, MemoryError, OverflowError, UnicodeDecodeError) as exc:
+        # torch.load fails in many ways on a file that is not a checkpoint (a text file named .pt
+        # raises IndexError); all of them mean the same to a user
         raise DDLSError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}); "
-                        f"is the file complete?") from exc
+                        f"is the file complete?") from None
 
 
 @dataclass
@@ -130,9 +140,10 @@ def save_ddls(path: str | os.PathLike, *, g: nn.Module, d: nn.Module, g_spec: di
 
 def load_state(module: nn.Module, state: dict, what: str, path: Path) -> None:
     """load_state_dict (strict) whose failure is one line naming the file and the first mismatch."""
+    check_weights(module, state, what, path)
     try:
         module.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError, ValueError) as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         raise DDLSError(f"{path}: {what} weights do not fit its architecture: {lines[-1][:200]}") from exc
 
@@ -157,19 +168,19 @@ def model_from_payload(ckpt: Any, path: Path) -> Model:
     if ckpt.get("format_version") != FORMAT_VERSION:
         raise DDLSError(f"{path} has ddls format version {ckpt.get('format_version')}, this ddls reads "
                         f"{FORMAT_VERSION}; upgrade ddls")
-    try:
-        model = json.loads(ckpt["model"])
-        g, d = build(model["generator"]), build(model["discriminator"])
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise DDLSError(f"{path}: ddls checkpoint is missing its model description ({exc})") from exc
+    fields = check_ddls_payload(ckpt, path)  # before anything is built
+    model = fields["model"]
+    g = build_checked(model["generator"], "model.generator", path)
+    d = build_checked(model["discriminator"], "model.discriminator", path)
     load_state(g, ckpt["generator"], "generator", path)
     load_state(d, ckpt["discriminator"], "discriminator", path)
-    meta = {"config": json.loads(ckpt.get("config") or "{}"), "step": ckpt.get("step"), "model": model,
-            "extra": json.loads(ckpt.get("extra") or "{}"), "format": FORMAT}
+    meta = {"config": fields["config"], "step": fields["step"], "model": model, "extra": fields["extra"],
+            "format": FORMAT}
     score_map = None
     if model.get("score_map"):
         from ..calibration.maps import Calibration
 
         score_map = Calibration.from_state(model["score_map"])
     # a loaded model samples: batch norm on its running statistics, whoever calls the networks
-    return Model(g.eval(), d.eval(), tuple(model["latent_shape"]), model["energy"], model.get("data"), meta, score_map=score_map)
+    return Model(g.eval(), d.eval(), tuple(model["latent_shape"]), model["energy"], model.get("data"), meta,
+                 score_map=score_map)

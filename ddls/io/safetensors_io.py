@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,17 @@ def write_safetensors(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     tensors = {f"{net}.{k}": v.detach().cpu().contiguous() for net in NETWORKS for k, v in payload[net].items()}
     meta = {k: str(payload[k]) for k in TEXT_FIELDS}
     meta.update(format_version=str(payload["format_version"]), step=str(payload["step"]))
+    from safetensors import SafetensorError
+
     with atomic_path(path) as tmp:
-        st.save_file(tensors, str(tmp), metadata=meta)
+        try:
+            st.save_file(tensors, str(tmp), metadata=meta)
+        except SafetensorError as exc:  # a failed write (a full disk) comes as text: "... (os error 28)"
+            found = re.search(r"os error (\d+)", str(exc))
+            if found is None:
+                raise DDLSError(f"cannot write {path}: {str(exc).splitlines()[0][:160]}") from None
+            code = int(found.group(1))
+            raise OSError(code, os.strerror(code), str(path)) from None
     return Path(path)
 
 

@@ -35,4 +35,4 @@ def build(spec: dict[str, Any]) -> nn.Module:
     try:
         return ARCHITECTURES[arch](**kwargs)
     except TypeError as exc:
-        raise DDLSError(f"architecture {arch!r} cannot be built from {kwargs}: {exc}") from exc
+        raise DDLSError(f"architecture {arch!r} cannot be built from {kwargs}: {str(exc).splitlines()[0][:160]}") from None

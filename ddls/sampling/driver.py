@@ -50,6 +50,10 @@ class RunConfig:
             raise DDLSError(f"chunk size must be >= 1, got {self.chunk_size}")
         if self.record_every < 0:
             raise DDLSError(f"record_every must be >= 0, got {self.record_every}")
+        if self.check_every < 1:
+            raise DDLSError(f"check_every must be >= 1, got {self.check_every}")
+        if self.eps is not None and not (math.isfinite(self.eps) and self.eps > 0):
+            raise DDLSError(f"eps must be a positive finite number, got {self.eps}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -296,10 +300,15 @@ def run_chunks(energy: LatentEnergy, config: RunConfig, *, sampler: Sampler | No
     from .fastpath import prepare
     from .samplers import make_sampler
 
+    from .budget import check_chunks
+
     if sampler is None and config.steps > 0:
         if config.eps is None:
             raise DDLSError("eps is needed when steps > 0")
         sampler = make_sampler(config.method, config.eps, config.noise_scale)
+    if sampler is not None and config.eps is None:
+        config = replace(config, eps=sampler.eps)  # what the run records and shows is the sampler's eps
+    check_chunks(config, energy.dim, energy.sample_shape)
     total = n_chunks(config)
     order = list(range(total)) if chunks is None else list(chunks)
     done = SampleProgress(0) if resume is None else SampleProgress(resume.chunk, restarts=list(resume.restarts),
@@ -371,6 +380,11 @@ def sample(energy: LatentEnergy, config: RunConfig, *, sampler: Sampler | None =
     such a run and gives, on the same device, exactly the samples of an uninterrupted one.
     The whole result is kept in memory; `run_chunks` streams it instead.
     """
+    from .budget import check_in_memory
+
+    if sampler is not None and config.eps is None:
+        config = replace(config, eps=sampler.eps)
+    check_in_memory(config.n, energy.dim, energy.sample_shape, steps=config.steps, record_every=config.record_every)
     kept = SampleProgress(0) if resume is None else replace(
         resume, latents=list(resume.latents), samples=list(resume.samples), accepts=list(resume.accepts),
         trajs=list(resume.trajs), restarts=list(resume.restarts))

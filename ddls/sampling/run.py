@@ -70,6 +70,7 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
     """Run `job` to the end (or from its resume file), write `job.out`, and say what was done."""
     from ..io.resume import file_digest, load_sample_progress, progress_to_resume, resume_path, save_sample_progress
     from . import distributed as dist
+    from .budget import check_disk
     from .stream import SampleWriter, sample_layout, stream_chunks
 
     config = job.run
@@ -78,6 +79,8 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
         raise DDLSError("resuming is not supported in distributed runs; rerun without it")
     model, energy = load_energy(job.ckpt, str(group.device) if group else job.device, job.temperature, job.sigma,
                                 job.energy_kind, job.disc, job.label, config.n, job.factory)
+    check_disk(job.out, config.n, energy.dim, energy.sample_shape, steps=config.steps,
+               record_every=config.record_every)
     state_file = resume_path(job.out)
     identity = {"ckpt_sha256": file_digest(job.ckpt), "disc_sha256": file_digest(job.disc) if job.disc else None,
                 **({"factory": job.factory} if job.factory else {}), "label": job.label, "energy": energy.kind,
@@ -113,7 +116,7 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
                              fast=choice.path)
     writer = SampleWriter(job.out, sample_layout(config.n, energy.dim, energy.sample_shape, method=config.method,
                                                  steps=config.steps, record_every=config.record_every),
-                          resume=progress is not None)
+                          resume=progress is not None, required=progress is not None and progress.chunk > 0)
     try:
         with deferred_interrupt():  # Ctrl-C stops between steps and saves the progress
             seen = stream_chunks(writer, chunks, keep_spool=state_file.exists)
@@ -132,7 +135,11 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
     labels = energy.chain_labels(config.n)
     if labels is not None:
         extra["y"] = labels.numpy()
-    writer.finish(meta, extra)
+    try:
+        writer.finish(meta, extra)
+    except BaseException:  # a full disk while assembling: the spool stays only if it can be resumed
+        writer.close() if state_file.exists() else writer.discard()
+        raise
     state_file.unlink(missing_ok=True)
     dist.shutdown(group)
     acceptance = seen.accept_sum / config.n if config.method == "mala" and config.steps else None
@@ -166,6 +173,10 @@ def run_posthoc_sampling(model, energy, method: str, out: str, *, n: int, seed: 
     from ..io.outputs import write_npz
     from ..posthoc import CALIBRATION_KEYS, default_config, make_target, run
 
+    from .budget import check_disk, check_in_memory
+
+    check_in_memory(n, energy.dim, energy.sample_shape)
+    check_disk(out, n, energy.dim, energy.sample_shape)
     draw_real = real_source(model, energy.sample_shape)
     settings = {k: v for k, v in posthoc.items() if k not in CALIBRATION_KEYS}
     config = default_config(method, chunk_size=chunk_size, steps=steps, eps=eps, noise_scale=noise_scale, **settings)

@@ -58,10 +58,10 @@ def init(position: Tensor, energy: Energy) -> State:
 
 
 def _check_step(eps: float, noise_scale: float) -> None:
-    if not eps > 0:
-        raise DDLSError(f"eps must be > 0, got {eps}")
-    if not noise_scale >= 0:
-        raise DDLSError(f"noise_scale must be >= 0, got {noise_scale}")
+    if not (eps > 0 and eps < float("inf")):
+        raise DDLSError(f"eps must be a positive finite number, got {eps}")
+    if not (noise_scale >= 0 and noise_scale < float("inf")):
+        raise DDLSError(f"noise_scale must be a finite number >= 0, got {noise_scale}")
 
 
 def _check_mala_noise(noise_scale: float) -> None:

@@ -58,24 +58,54 @@ def spool_path(out: str | os.PathLike) -> Path:
     return Path(f"{out}.parts")
 
 
+def check_spool(spool: Path, layout: Layout) -> None:
+    """Every array of `layout` is in `spool` with its full shape, dtype and size, or a one-line error."""
+    for name, (shape, dtype) in layout.items():
+        path = spool / f"{name}.npy"
+        try:
+            with open(path, "rb") as fh:
+                got_shape, _, got_dtype = _read_header(fh)
+                start = fh.tell()
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise DDLSError(f"{path} is missing: the finished chunks of the interrupted run are gone, so it "
+                            f"cannot be resumed; delete its resume file to start over") from None
+        except (OSError, ValueError) as exc:
+            raise DDLSError(f"{path} is unreadable ({type(exc).__name__}); delete the resume file and "
+                            f"{spool} to start over") from None
+        if tuple(got_shape) != tuple(shape) or got_dtype != dtype or size != start + math.prod(shape) * dtype.itemsize:
+            raise DDLSError(f"{path} does not match the interrupted run (a {got_dtype} {tuple(got_shape)} array of "
+                            f"{size} bytes); delete the resume file and {spool} to start over")
+
+
 class SampleWriter:
     """Streams chunks of a sample set into `out` (see the module doc for the format).
 
     `resume=True` keeps the spool a previous, interrupted run left (its chunks stay);
-    otherwise the spool starts empty.
+    otherwise the spool starts empty. `required=True` (a resumed run with finished chunks)
+    refuses a spool that is missing or whose arrays are not whole: the finished rows live
+    only there, and a new spool would leave them zero.
     """
 
-    def __init__(self, out: str | os.PathLike, layout: Layout, *, resume: bool = False):
+    def __init__(self, out: str | os.PathLike, layout: Layout, *, resume: bool = False, required: bool = False):
         self.out = Path(out)
         self.layout = dict(layout)
         self.spool = spool_path(out)
         if not resume and self.spool.exists():
             shutil.rmtree(self.spool)
+        if resume and required:
+            check_spool(self.spool, self.layout)
         try:
             self.spool.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DDLSError(f"cannot create {self.spool}: {exc.strerror}") from exc
-        self._files = {name: self._open(name, shape, dtype) for name, (shape, dtype) in self.layout.items()}
+        self._files = {}
+        try:
+            for name, (shape, dtype) in self.layout.items():
+                self._files[name] = self._open(name, shape, dtype)
+        except BaseException:  # a full disk: a new spool goes, a resumed one stays for the next try
+            self.close() if resume else self.discard()
+            raise
 
     def _open(self, name: str, shape: tuple[int, ...], dtype: np.dtype):
         path = self.spool / f"{name}.npy"

@@ -17,6 +17,9 @@ def sweep(energy: LatentEnergy, base: RunConfig, eps_values: list[float],
 
     The first row (eps None) is the generator alone on the latents every chain starts from.
     """
+    from .budget import check_in_memory
+
+    check_in_memory(base.n, energy.dim, energy.sample_shape, copies=len(eps_values) + 1)
     rows, samples = [], []
     for eps in [None, *eps_values]:
         config = replace(base, steps=0, eps=None) if eps is None else replace(base, eps=float(eps))
@@ -48,7 +51,7 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
             return f"{v:.4g}"
         return str(v)
 
-    head = ["eps" if c == "eps" else c for c in columns]
+    head = list(columns)
     body = [["generator" if (c == "eps" and r[c] is None) else cell(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]

@@ -66,7 +66,10 @@ def run_training(config: TrainConfig, out: str | Path, *, device: torch.device, 
 
     outputs = TrainOutputs.at(out)
     draw_real, shape, dataset = training_data(config)
-    config.model_specs(shape)  # refuse a wrong architecture before any work
+    from ..io.schema import check_buildable
+
+    for spec, which in zip(config.model_specs(shape), ("generator", "discriminator")):  # before any work
+        check_buildable(spec, f"the {which}", "training", copies=4, hint="use a smaller width, depth or latent size")
     state_file = resume_path(outputs.checkpoint)
     identity = {"config": json.loads(config.to_json()), "device": str(device)}
     start = progress_to_resume(state_file, resume, lambda f: load_train_progress(f, identity))

@@ -112,8 +112,8 @@ def stored_recipe(payload: Any) -> dict | None:
     elif payload.get("format") == "ddls":
         try:
             text = json.loads(payload.get("extra") or "{}").get(RECIPE_KEY)
-        except (json.JSONDecodeError, AttributeError):
-            return None
+        except (TypeError, json.JSONDecodeError, AttributeError):
+            return None  # a broken extra field: the schema check says so in one line when the file is loaded
         return text if isinstance(text, dict) else None
     else:
         return None
