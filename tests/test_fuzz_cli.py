@@ -90,20 +90,24 @@ OPTIONS = {
     "classifier": {"--epochs": "int", "--batch-size": "int", "--lr": "float", "--seed": "int", "--threads": "int"},
     "inception status": {},
     "inception install": {},
+    "tune": {"--methods": "text", "--temperatures": "text", "--eps": "text", "--steps": "int", "--n-start": "int",
+             "--n-max": "int", "--n-report": "int", "--seed": "int", "--device": "text", "--bootstrap": "int",
+             "--chunk-size": "int"},
 }
 # numbers kept small where they set the amount of work, so each example runs in well under a second
 SAFE = {"--steps": "2", "--n": "4", "--hidden": "4", "--depth": "1", "--batch-size": "4", "--z-dim": "2",
         "--n-critic": "1", "--chunk-size": "3", "--drs-pilot": "4", "--mh-chain-length": "2", "--dot-steps": "2",
         "--dot-pairs": "2", "--dgflow-steps": "2", "--calibration-n": "4", "--calibration-steps": "2",
-        "--ref-n": "4", "--grid-chains": "2", "--width": "4", "--record-every": "0", "--checkpoint-every": "1"}
+        "--ref-n": "4", "--grid-chains": "2", "--width": "4", "--record-every": "0", "--checkpoint-every": "1",
+        "--n-start": "32", "--n-max": "32", "--n-report": "32", "--bootstrap": "2"}
 INVALID_EPOCHS = ["0", "-1", "x", "1e9", "nan", "99999999999", ""]  # `classifier` trains for minutes when valid
-OUT = {"sample": "out.npz", "train": "out.pt", "calibrate": "out.pt", "sweep": "sw", "compare": "cmp",
+OUT = {"sample": "out.npz", "train": "out.pt", "calibrate": "out.pt", "sweep": "sw", "compare": "cmp", "tune": "tuned.pt",
        "export": "out.safetensors", "stats": "st.npz", "classifier": "cl.pt"}
 GUARDED = {"sweep": "sw/sweep.csv", "compare": "cmp/compare.csv"}
 
 
 def _files_for(command):
-    if command in ("sample", "sweep", "calibrate", "inspect", "export", "compare"):
+    if command in ("sample", "sweep", "calibrate", "inspect", "export", "compare", "tune"):
         return "--ckpt", CKPTS
     if command == "eval":
         return "--samples", NPZS
@@ -127,6 +131,8 @@ def invocations(draw, bad_files=()):
         args += ["--data", "fashion-mnist"]
     if command == "classifier":
         args += ["--epochs", draw(st.sampled_from(INVALID_EPOCHS))]
+    if command == "tune":
+        args += ["--budget", "2s"]  # its budget's own refusals are tested in test_tune
     if command == "compare" and draw(st.booleans()):
         args += ["--methods", ",".join(draw(st.lists(st.sampled_from(["ddls", "drs", "mhgan", "dot", "dgflow", "mala",
                                                                        "bogus", ""]), min_size=1, max_size=3)))]

@@ -362,3 +362,18 @@ def test_sample_with_a_sampler_records_its_eps(files):
     assert result.config.eps == 0.05
     again = sample(energy, RunConfig(n=3, steps=2, eps=0.05))
     assert torch.equal(result.samples, again.samples)
+
+
+def test_tune_guards_its_output_and_bounds_its_lists(files, tmp_path):
+    """`ddls tune` came later than the rest: its output is guarded and its lists bounded like every command's."""
+    ckpt = tmp_path / "m.pt"
+    ckpt.write_bytes((files / "real.pt").read_bytes())
+    before = ckpt.read_bytes()
+    line = refused(run("tune", "--ckpt", ckpt, "--out", ckpt, "--budget", "2s"))
+    assert "is the input" in line and ckpt.read_bytes() == before
+    assert "empty" in refused(run("tune", "--ckpt", ckpt, "--out", "", "--budget", "2s"))
+    line = refused(run("tune", "--ckpt", ckpt, "--out", tmp_path / "t.pt", "--budget", "2s", "--eps", "1e300"))
+    assert "must be in [1e-30, 1e+30]" in line
+    line = refused(run("tune", "--ckpt", ckpt, "--out", tmp_path / "t.pt", "--budget", "2s", "--temperatures", "1e-320"))
+    assert "must be in [1e-30, 1e+30]" in line
+    assert not (tmp_path / "t.pt").exists()

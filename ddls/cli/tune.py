@@ -8,13 +8,14 @@ import click
 from click.core import ParameterSource
 
 from ..errors import DDLSError
-from .common import DISC_HELP, echo_err
+from .common import DISC_HELP, echo_err, guard_output
 
 TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generator", "vs_generator_lo",
          "vs_generator_hi", "seconds", "evaluations", "status"]
 
 
 @click.command()
+@guard_output("out", inputs=("ckpt", "disc", "data", "stats", "classifier"))
 @click.option("--ckpt", required=True, help="Checkpoint to tune: any format `ddls sample` reads.")
 @click.option("--disc", default=None, help=DISC_HELP)
 @click.option("--label", type=click.IntRange(min=0), default=None, help="Class of a conditional model.")

@@ -47,6 +47,9 @@ def parse_budget(text: str, device_type: str = "cpu") -> Budget:
     return Budget(amount * _SECONDS[unit], "seconds")
 
 
+SMALLEST, LARGEST = 1e-30, 1e30
+
+
 def parse_list(text: str, what: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in str(text).split(",") if v.strip())
@@ -54,6 +57,8 @@ def parse_list(text: str, what: str) -> tuple[float, ...]:
         values = ()
     if not values or not all(v > 0 and math.isfinite(v) for v in values):
         raise DDLSError(f"{what} {text!r} is not a comma-separated list of positive numbers")
+    if not all(SMALLEST <= v <= LARGEST for v in values):  # float32 steps and scales: no-ops or overflow outside
+        raise DDLSError(f"{what} {text!r}: each value must be in [{SMALLEST:g}, {LARGEST:g}]")
     return values
 
 
