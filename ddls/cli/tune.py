@@ -121,16 +121,14 @@ def _scorers(model, energy, data, stats, features, ref_n, classifier, resamples,
     from ..tuning import scoring
 
     if len(energy.sample_shape) == 3:  # (C, H, W)
-        from ..metrics.features import make_features
-        from ..metrics.fid_stats import dataset_images, image_stats, reference_stats
+        from ..metrics.fid_stats import dataset_images, image_stats, scoring_reference
 
         name = data or model.data
         if name is None:
             raise DDLSError("the report needs the data set's test split, and the checkpoint names no data set; "
                             "pass --data (e.g. fashion-mnist)")
-        extractor = make_features(features, energy.device, classifier=classifier)
-        extractor.check_shape(energy.sample_shape)
-        train, _ = reference_stats(extractor, stats=stats, data=name, n=ref_n, note=echo_err, progress=False)
+        extractor, train, _ = scoring_reference(features, energy.sample_shape, energy.device, stats=stats, data=name,
+                                                n=ref_n, classifier=classifier, note=echo_err, progress=False)
         echo_err(f"computing {extractor.name} statistics of the {name} test split (the report's reference)")
         test = image_stats(dataset_images(name, "test")[:ref_n], extractor)
         return (scoring.fid_scorer(extractor, train, f"{name} train split", resamples),

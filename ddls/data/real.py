@@ -32,14 +32,12 @@ def real_source(model, sample_shape: tuple[int, ...] | None = None, *, data: str
     name = model.data or data
     if name is None:
         return None
-    if not is_image_data(name):
-        return get_dataset(name).sample
-    if sample_shape is None or len(sample_shape) != 3:
+    image = is_image_data(name)
+    if image and (sample_shape is None or len(sample_shape) != 3):
         raise DDLSError(f"the checkpoint names image data {name!r} but makes samples of shape "
                         f"{sample_shape}; real images need a generator of (C, H, W) images")
-    channels, size = sample_shape[0], sample_shape[-1]
-    images = get_image_data(name, size=size, channels=channels)
-    if images.shape != tuple(sample_shape):
-        raise DDLSError(f"{name} images are {'x'.join(map(str, images.shape))}, but the generator makes "
+    draw, shape, _ = real_data(name, *((sample_shape[-1], sample_shape[0]) if image else ()))
+    if image and shape != tuple(sample_shape):
+        raise DDLSError(f"{name} images are {'x'.join(map(str, shape))}, but the generator makes "
                         f"{'x'.join(map(str, sample_shape))}; the data does not match the networks")
-    return images.sample
+    return draw

@@ -125,3 +125,17 @@ def reference_stats(extractor: FeatureExtractor, *, stats: str | os.PathLike | N
         note(f"computing {extractor.name} statistics of {data} ({len(images)} images); to reuse them, save them "
              f"once with {how_to_make(extractor.name, data)} and give that file as the statistics")
     return image_stats(images, extractor, progress=progress), {"data": data, "split": "train", "n": len(images)}
+
+
+def scoring_reference(features: str, sample_shape: tuple[int, ...], device, *, stats: str | os.PathLike | None,
+                      data: str | None, n: int | None, classifier: str | os.PathLike | None = None,
+                      note: Callable[[str], None] | None = None, progress: bool = True
+                      ) -> tuple[FeatureExtractor, GaussianStats, dict]:
+    """(extractor, reference, its meta) to score samples of `sample_shape` by FID: the feature network,
+    refused before any sampling when it cannot take them, and the reference from `stats` or `data`."""
+    from .features import make_features
+
+    extractor = make_features(features, device, classifier=classifier)
+    extractor.check_shape(sample_shape)
+    reference, meta = reference_stats(extractor, stats=stats, data=data, n=n, note=note, progress=progress)
+    return extractor, reference, meta

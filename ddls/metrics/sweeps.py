@@ -40,13 +40,10 @@ def sweep_images(ckpt: str, model, energy, base: RunConfig, eps_values: list[flo
                  note: Callable[[str], None] = lambda s: None) -> tuple[list[dict], list[str], list[Path]]:
     """(rows, columns, files written) of an image sweep: FID in `features` space, and a picture of chains."""
     from ..viz.plots import chains_figure, sweep_figure_images
-    from .features import make_features
-    from .fid_stats import fid_columns, reference_stats
+    from .fid_stats import fid_columns, scoring_reference
 
-    extractor = make_features(features, energy.device, classifier=classifier)
-    extractor.check_shape(energy.sample_shape)  # before any sampling
-    ref, ref_meta = reference_stats(extractor, stats=stats, data=data or model.data, n=ref_n, note=note,
-                                    progress=True)
+    extractor, ref, ref_meta = scoring_reference(features, energy.sample_shape, energy.device, stats=stats,
+                                                 data=data or model.data, n=ref_n, classifier=classifier, note=note)
 
     def evaluate(x):
         columns = fid_columns(x, ref, extractor, resamples=resamples, seed=base.seed)

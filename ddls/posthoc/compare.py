@@ -92,13 +92,11 @@ def scoring_for(ckpt, model, energy, *, n: int, seed: int, resamples: int, featu
     from ..data.real import real_source
 
     if len(energy.sample_shape) == 3:  # (C, H, W)
-        from ..metrics.features import make_features
-        from ..metrics.fid_stats import fid_columns, reference_stats
+        from ..metrics.fid_stats import fid_columns, scoring_reference
 
-        extractor = make_features(features, energy.device, classifier=classifier)
-        extractor.check_shape(energy.sample_shape)  # before any sampling
-        ref, ref_meta = reference_stats(extractor, stats=stats, data=data or model.data, n=ref_n, note=note,
-                                        progress=True)
+        extractor, ref, ref_meta = scoring_reference(features, energy.sample_shape, energy.device, stats=stats,
+                                                     data=data or model.data, n=ref_n, classifier=classifier,
+                                                     note=note)
         record = {"features": extractor.name, "feature_info": extractor.info, "reference": ref_meta}
         return ((lambda x: fid_columns(x, ref, extractor, resamples=resamples, seed=seed)), None, record,
                 real_source(model, energy.sample_shape, data=data))
