@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import invoke
+from conftest import invoke, one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,32 @@ def test_one_line_errors(ckpt, tmp_path, args, message):
     r = invoke(*args, "--ckpt", ckpt, "--n", 10, "--out", tmp_path / "o")
     assert r.exit_code == 1, r.output
     assert message in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("args, env, flag, owner", [
+    (["sample", "--method", "drs", "--dot-steps", 5], {}, "--dot-steps", "dot"),
+    (["sample", "--method", "ddls", "--mh-chain-length", 5], {}, "--mh-chain-length", "mhgan"),
+    (["sample", "--method", "drs"], {"DDLS_SAMPLE_DGFLOW_ETA": "0.2"}, "--dgflow-eta", "dgflow"),
+    (["sample", "--method", "dot", "--calibration-n", 50], {}, "--calibration-n", "--calibration platt/isotonic"),
+    (["sample", "--method", "dot", "--calibration", "platt", "--calibration-steps", 5], {}, "--calibration-steps",
+     "--calibration finetune"),
+    (["compare", "--methods", "ddls,drs", "--dot-lr", 0.1], {}, "--dot-lr", "dot"),
+])
+def test_an_option_of_a_method_not_run_is_refused(ckpt, tmp_path, monkeypatch, args, env, flag, owner):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    r = invoke(*args, "--ckpt", ckpt, "--n", 10, "--out", tmp_path / "o")
+    line = one_line_error(r)
+    assert line.startswith(f"Error: {flag} is an option of {owner}") and "drop it" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_option_of_the_method_run_is_accepted_even_at_its_default(ckpt, tmp_path):
+    from ddls.posthoc.registry import get
+
+    pilot = get("drs").default(get("drs").settings[0])  # given explicitly, equal to the default
+    r = invoke("sample", "--ckpt", ckpt, "--method", "drs", "--drs-pilot", pilot, "--n", 10, "--out", tmp_path / "o.npz")
+    assert r.exit_code == 0, r.output
 
 
 def test_image_checkpoint_without_real_data_is_one_line():

@@ -68,6 +68,27 @@ class PosthocCommand(click.Command):
         return [p for p in posthoc_params() if p.name not in taken]
 
 
+def refuse_other_methods(chosen, calibration: str) -> None:
+    """One line when an option of a method (or calibration) that this run does not use was given:
+    `--dot-steps 50 --method drs` would otherwise be ignored without a word."""
+    from click.core import ParameterSource
+    from ..posthoc.registry import methods
+
+    fitted, tuned = "--calibration platt/isotonic", "--calibration finetune"
+    owner = {s.name: (s.flag, m.name) for m in methods() for s in m.settings}
+    owner.update({"calibration_n": ("--calibration-n", fitted), "finetune_steps": ("--calibration-steps", tuned)})
+    used = set(chosen) | {fitted if calibration in ("platt", "logistic", "isotonic") else "",
+                          tuned if calibration == "finetune" else ""}
+    ctx = click.get_current_context()
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    stray = [(flag, who) for name, (flag, who) in owner.items()
+             if who not in used and ctx.get_parameter_source(name) in given]
+    if stray:
+        flag, who = stray[0]
+        raise DDLSError(f"{flag} is an option of {who}, which this run does not use (--method "
+                        f"{','.join(chosen)}, --calibration {calibration}); drop it or use that method")
+
+
 def posthoc_options(f):
     """Hands the command the post-hoc options as one dict `posthoc`; use with `cls=PosthocCommand`."""
 
@@ -168,6 +189,7 @@ def compare(ckpt, factory, methods, steps, eps, n, seed, chunk_size, device, out
     from ..sampling.sweep import format_table
 
     chosen = parse_methods(methods)
+    refuse_other_methods(chosen, posthoc["calibration"])
     model, energy = load_energy(ckpt, device, factory=factory)
     image = len(energy.sample_shape) == 3  # (C, H, W)
     evaluate, reference, scoring, draw_real = scoring_for(

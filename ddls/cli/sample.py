@@ -8,7 +8,7 @@ from ..errors import DDLSError
 from ..sampling.run import EACH
 from .common import (CKPT_HELP, DISC_HELP, POSITIVE, STEPS, count, LabelType, chain_options, echo_err, energy_options,
                      force_option, guard_output, model_option, refuse_unused)
-from .posthoc import PosthocCommand, langevin_methods, method_option, posthoc_options
+from .posthoc import PosthocCommand, langevin_methods, method_option, posthoc_options, refuse_other_methods
 
 POSTHOC_UNUSED = ("cuda_graphs", "autocast", "compile_", "channels_last", "distributed", "on_nan", "checkpoint_every")
 LANGEVIN_ONLY = ("steps", "eps", "noise_scale")  # used by ddls/mala through a calibrated logit, not by the others
@@ -75,6 +75,7 @@ def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_n
                                                           noise_scale=noise_scale, temperature=temperature)
     fast = FastPath(compile=compile_, autocast=None if autocast == "off" else autocast, cuda_graphs=cuda_graphs,
                     channels_last=channels_last)
+    refuse_other_methods([method], posthoc["calibration"])
     check_device(fast, resolve_device(device))  # every method: a GPU switch on the CPU is an error, not a no-op
     chains = langevin_methods()  # these run through run_sampling: resumable, streamed to the file
     if method not in chains or posthoc["calibration"] != "raw":
