@@ -47,6 +47,11 @@ def _loss_names() -> list[str]:
 @click.option("--gamma", type=Bounded(0, 1), default=0.5, show_default=True, help="BEGAN diversity ratio.")
 @click.option("--lambda-k", type=NONNEG, default=0.001, show_default=True, help="BEGAN k_t rate.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--autocast", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
+              help="G's and D's forward passes in reduced precision (fp16: CUDA only); losses, weights and "
+                   "optimisers stay float32.")
+@click.option("--channels-last", is_flag=True, help="Image networks and batches in channels_last layout.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile G's and D's forward passes.")
 @click.option("--out", type=click.Path(), required=True,
               help="A .pt checkpoint, or a folder for model.pt, config.json, history.csv, losses.png and grids.")
 @click.option("--checkpoint-every", type=count(0, STEPS), default=500, show_default=True,
@@ -56,7 +61,8 @@ def _loss_names() -> list[str]:
               help="Write a grid of samples every k steps into <out>/samples (images; 0: only at the end).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted run saved in <checkpoint>.resume.pt.")
 def train(data, loss, arch, steps, seed, batch_size, z_dim, hidden, depth, width, image_size, lr, lr_d, n_critic,
-          beta1, beta2, gp_weight, clip, margin, pt_weight, gamma, lambda_k, device, out, checkpoint_every, sample_every, resume):
+          beta1, beta2, gp_weight, clip, margin, pt_weight, gamma, lambda_k, device, autocast, channels_last, compile_,
+          out, checkpoint_every, sample_every, resume):
     """Train a GAN of any family and write a DDLS-ready checkpoint."""
     from .._torch import resolve_device
     from ..training.recipes import make_config
@@ -65,7 +71,9 @@ def train(data, loss, arch, steps, seed, batch_size, z_dim, hidden, depth, width
     config = make_config(data, loss=loss, steps=steps, batch_size=batch_size, z_dim=z_dim, arch=arch, hidden=hidden,
                          depth=depth, width=width, image_size=image_size, lr=lr, lr_d=lr_d, n_critic=n_critic,
                          beta1=beta1, beta2=beta2, gp_weight=gp_weight, clip=clip, margin=margin,
-                         pt_weight=pt_weight, gamma=gamma, lambda_k=lambda_k, seed=seed)
+                         pt_weight=pt_weight, gamma=gamma, lambda_k=lambda_k, seed=seed,
+                         autocast=None if autocast == "off" else autocast, channels_last=channels_last,
+                         compile=compile_)
     trained, summary = run_training(config, out, device=resolve_device(device), resume=resume,
                                     checkpoint_every=checkpoint_every, sample_every=sample_every, echo=echo_err)
     msg = f"wrote {out} after {steps} steps in {summary['train_seconds']:.0f}s"

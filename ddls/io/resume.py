@@ -136,7 +136,7 @@ def save_train_progress(path: str | os.PathLike, identity: dict, progress: Train
         "step": int(progress.step), "generator": progress.generator, "discriminator": progress.discriminator,
         "opt_g": progress.opt_g, "opt_d": progress.opt_d, "history": json.dumps(progress.history),
         "generator_state": _cpu(progress.generator_state),
-        "loss_state": {k: _cpu(v) for k, v in progress.loss_state.items()}})
+        "loss_state": {k: _cpu(v) for k, v in progress.loss_state.items()}, "scalers": progress.scalers})
 
 
 # the number of steps may change on resume: it only says where the run ends (no schedule reads it)
@@ -148,7 +148,8 @@ def load_train_progress(path: str | os.PathLike, identity: dict) -> TrainProgres
     p = _read(path, TRAIN_FORMAT, identity, TRAIN_FREE)
     try:
         return TrainProgress(int(p["step"]), p["generator"], p["discriminator"], p["opt_g"], p["opt_d"],
-                             json.loads(p["history"]), p["generator_state"], dict(p.get("loss_state") or {}))
+                             json.loads(p["history"]), p["generator_state"], dict(p.get("loss_state") or {}),
+                             dict(p.get("scalers") or {}))
     except (KeyError, TypeError, ValueError) as exc:
         raise DDLSError(f"{path} is an incomplete resume file ({type(exc).__name__}: {exc}); "
                         f"delete it to start over") from None

@@ -54,7 +54,8 @@ def train(generator: nn.Module, discriminator: nn.Module, data: str | Tensor, *,
     or a tensor of real samples, one per row. Returns them as a Model with the family's energy kind.
 
     `options` are the trainer's other settings: n_critic, gp_weight, clip, margin, pt_weight, gamma,
-    lambda_k, beta1, beta2, log_every. Randomness: the data and noise come from `seed`; the initial
+    lambda_k, beta1, beta2, log_every, and the speed switches autocast ('bf16', 'fp16'), channels_last and
+    compile (ddls/training/fastpath.py). Randomness: the data and noise come from `seed`; the initial
     weights are whatever G and D hold."""
     if not isinstance(generator, nn.Module) or not isinstance(discriminator, nn.Module):
         raise DDLSError("ddls.train needs two torch.nn.Module objects: a generator and a discriminator")

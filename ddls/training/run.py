@@ -19,6 +19,7 @@ from .._torch import frozen, make_generator
 from ..errors import DDLSError, Interrupted
 from ..data.images import is_image_data
 from ..data.real import real_data
+from .fastpath import check_switches
 from .trainer import TrainConfig, Trained, save_trained, train
 
 GRID_SEED = 12345  # fixed latents for the grids, drawn apart from the training's random stream
@@ -66,6 +67,7 @@ def run_training(config: TrainConfig, out: str | Path, *, device: torch.device, 
 
     outputs = TrainOutputs.at(out)
     draw_real, shape, dataset = training_data(config)
+    check_switches(config, device, shape)  # before any output is made
     from ..io.schema import check_buildable
 
     for spec, which in zip(config.model_specs(shape), ("generator", "discriminator")):  # before any work

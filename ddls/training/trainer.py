@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from .._interrupt import stop_requested
 from .._torch import derived_seed, make_generator
 from ..errors import DDLSError
+from .fastpath import SWITCHES, check_autocast, check_switches, forward_of, grad_scaler, memory_format
 from .losses import LossFamily, LossParams, get_loss, gradient_penalty
 from ..models import build
 
@@ -50,9 +51,14 @@ class TrainConfig:
     lambda_k: float = 0.001  # BEGAN learning rate of k_t
     seed: int = 0
     log_every: int = 100
+    # speed switches (ddls/training/fastpath.py), off by default
+    autocast: str | None = None  # 'bf16', or 'fp16' (CUDA only): the networks' forward passes
+    channels_last: bool = False  # image networks and batches in channels_last layout
+    compile: bool = False  # torch.compile of G's and D's forward
 
     def __post_init__(self):
         get_loss(self.loss)
+        check_autocast(self.autocast)
         if self.arch not in ARCHS:
             raise DDLSError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
         if self.steps < 1:
@@ -83,7 +89,9 @@ class TrainConfig:
         return self.clip if self.clip is not None else self.family.clip
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        # A switch is written only when on: a plain run's config reads as it did before the switches
+        # existed, so resume files and checkpoints written then still match it.
+        return json.dumps({k: v for k, v in asdict(self).items() if k not in SWITCHES or v}, sort_keys=True)
 
     def model_specs(self, sample_shape: int | tuple[int, ...]) -> tuple[dict, dict]:
         """Architecture specs for samples of this shape: (dim,) vectors or (C, H, W) images."""
@@ -148,6 +156,7 @@ class TrainProgress:
     history: dict[str, list[float]]
     generator_state: Tensor  # the data/noise torch.Generator's get_state()
     loss_state: dict[str, Tensor] = field(default_factory=dict)  # the family's running state (BEGAN's k_t)
+    scalers: dict[str, dict] = field(default_factory=dict)  # fp16's GradScaler states, by "g" and "d"
 
 
 def build_models(config: TrainConfig, sample_shape: int | tuple[int, ...]) -> tuple[nn.Module, nn.Module, dict, dict]:
@@ -169,6 +178,14 @@ def _history_keys(family: LossFamily) -> list[str]:
     return ["step", "d_loss", "g_loss", *family.running.history]
 
 
+def _descend(loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """One optimiser step on `loss` (scaled first under fp16 autocast; otherwise the scaler passes it through)."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+
+
 def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tensor],
           sample_shape: int | tuple[int, ...], *, device: torch.device | str = "cpu", progress: bool = False,
           start: TrainProgress | None = None, save: Callable[[TrainProgress], None] | None = None,
@@ -180,12 +197,17 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
     run and ends, on the same device, with exactly the weights of an uninterrupted one.
     `snapshot(step, generator)` (sample grids) is called every `snapshot_every` steps and
     must not use the training's random stream. `networks=(G, D)` trains those (taking (B, z_dim)
-    latents) instead of the config's architectures.
+    latents) instead of the config's architectures. The config's speed switches (autocast,
+    channels_last, compile: ddls/training/fastpath.py) change how G and D run; their results, only by rounding.
     """
     device = torch.device(device)
+    check_switches(config, device, sample_shape)
     family = config.family
     g, d, g_spec, d_spec = build_models(config, sample_shape) if networks is None else (*networks, {}, {})
-    g, d = g.to(device), d.to(device)
+    layout = memory_format(config)
+    g, d = g.to(device, memory_format=layout), d.to(device, memory_format=layout)
+    run_g, run_d = forward_of(g, config, device), forward_of(d, config, device)  # under the speed switches
+    scalers = {"g": grad_scaler(config, device), "d": grad_scaler(config, device)}
     opt_g = _optimizer(family.optimizer, g.parameters(), config.lr_g, config)
     opt_d = _optimizer(family.optimizer, d.parameters(), config.lr_d, config)
     gen = make_generator(derived_seed(config.seed, 2), device)
@@ -200,6 +222,9 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
             opt_d.load_state_dict(start.opt_d)
             gen.set_state(start.generator_state)
             state = family.running.resume(start.loss_state, device)
+            for key, saved in start.scalers.items():
+                if saved:  # a disabled scaler saves {}
+                    scalers[key].load_state_dict(saved)
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise DDLSError(f"saved training progress does not fit this model ({type(exc).__name__})") from None
         history = {key: list(v) for key, v in start.history.items()}
@@ -217,7 +242,8 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
 
     def progress_at(step: int) -> TrainProgress:
         return TrainProgress(step, g.state_dict(), d.state_dict(), opt_g.state_dict(), opt_d.state_dict(),
-                             history, gen.get_state(), {key: v.detach().cpu() for key, v in state.items()})
+                             history, gen.get_state(), {key: v.detach().cpu() for key, v in state.items()},
+                             {key: s.state_dict() for key, s in scalers.items()})
 
     try:
         for step in range(done + 1, config.steps + 1):
@@ -226,16 +252,14 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
                     save(progress_at(step - 1))
                 raise KeyboardInterrupt
             for _ in range(config.critic_steps):
-                real = draw_real(bs, gen).to(device)
+                real = draw_real(bs, gen).to(device, memory_format=layout)
                 with torch.no_grad():
-                    fake = g(noise())
-                real_out, fake_out = d(real), d(fake)
+                    fake = run_g(noise())
+                real_out, fake_out = run_d(real), run_d(fake)
                 d_loss = family.d_loss(real_out, fake_out, LossParams(config, state))
-                if config.penalty > 0:
+                if config.penalty > 0:  # on D itself, float32 and uncompiled (see training/fastpath.py)
                     d_loss = d_loss + config.penalty * gradient_penalty(d, real, fake, gen)
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_d.step()
+                _descend(d_loss, opt_d, scalers["d"])
                 if clip > 0:
                     with torch.no_grad():
                         for p in d.parameters():
@@ -243,10 +267,8 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
                 state = family.running.update(state, real_out, fake_out, config)
             for p in d.parameters():
                 p.requires_grad_(False)
-            g_loss = family.generator_loss(d, g(noise()), LossParams(config, state))
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
+            g_loss = family.generator_loss(run_d, run_g(noise()), LossParams(config, state))
+            _descend(g_loss, opt_g, scalers["g"])
             for p in d.parameters():
                 p.requires_grad_(True)
             if step % config.log_every == 0 or step == config.steps:
@@ -270,6 +292,8 @@ def train(config: TrainConfig, draw_real: Callable[[int, torch.Generator], Tenso
     finally:
         if bar is not None:
             bar.close()
+    if config.channels_last:  # hand the networks back in the default layout
+        g, d = g.to(memory_format=torch.contiguous_format), d.to(memory_format=torch.contiguous_format)
     return Trained(config, g, d, g_spec, d_spec, opt_g, opt_d, config.steps, history)
 
 
