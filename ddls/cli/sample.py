@@ -10,10 +10,6 @@ from .common import (CKPT_HELP, DISC_HELP, POSITIVE, STEPS, count, LabelType, ch
                      force_option, guard_output, model_option, refuse_unused)
 from .posthoc import PosthocCommand, langevin_methods, method_option, posthoc_options, refuse_other_methods
 
-POSTHOC_UNUSED = ("cuda_graphs", "autocast", "compile_", "channels_last", "distributed", "on_nan", "checkpoint_every")
-LANGEVIN_ONLY = ("steps", "eps", "noise_scale")  # used by ddls/mala through a calibrated logit, not by the others
-
-
 # options of the Langevin run that the post-hoc branch does not use: refused unless left at their defaults
 POSTHOC_UNUSED = ("cuda_graphs", "autocast", "compile_", "channels_last", "distributed", "on_nan", "checkpoint_every")
 LANGEVIN_ONLY = ("steps", "eps", "noise_scale")  # used by ddls/mala through a calibrated logit, not by the others

@@ -17,7 +17,6 @@ from torch import Tensor, nn
 from .._interrupt import deferred_interrupt
 from .._torch import frozen, make_generator
 from ..errors import DDLSError, Interrupted
-from ..data.images import is_image_data
 from ..data.real import real_data
 from .fastpath import check_switches
 from .trainer import TrainConfig, Trained, save_trained, train
