@@ -116,3 +116,13 @@ def test_image_checkpoint_without_real_data_is_one_line():
     energy = LatentEnergy(model.generator, model.discriminator, 2)
     with pytest.raises(DDLSError, match="names no data source"):
         make_target(energy, "logistic", real_source(model))
+
+
+@pytest.mark.parametrize("method, extra, steps", [
+    ("mhgan", ["--mh-chain-length", 7], 7), ("dot", ["--dot-steps", 6], 6), ("dgflow", ["--dgflow-steps", 5], 5)])
+def test_long_posthoc_methods_show_progress(ckpt, tmp_path, method, extra, steps):
+    # two chunks of `steps` steps each: the bar counts chunk-steps, as the Langevin driver's does
+    r = invoke("sample", "--ckpt", ckpt, "--method", method, "--n", 20, "--chunk-size", 10, "--out",
+               tmp_path / "o.npz", *extra)
+    assert r.exit_code == 0, r.output
+    assert f"{method}: " in r.stderr and f"/{2 * steps} " in r.stderr

@@ -27,6 +27,7 @@ from torch import Tensor
 from .._torch import frozen, seeded_chunks
 from ..errors import DDLSError
 from ..sampling.samplers import autograd_energy_and_grad
+from .progress import step_bar
 from .registry import POSITIVE, Setting, register
 from .target import LatentLogit, PosthocResult
 
@@ -72,17 +73,19 @@ def step(target: LatentLogit, z: Tensor, config: DGflowConfig, generator: torch.
                       "DGflow: entropy regularisation (noise sqrt(2 eta gamma))."),
               Setting("--dgflow-f", "f_div", click.Choice(list(VELOCITY_WEIGHTS)), "DGflow: f-divergence."),
           ])
-def sample(target: LatentLogit, n: int, config: DGflowConfig = DGflowConfig(), *, seed: int = 0) -> PosthocResult:
+def sample(target: LatentLogit, n: int, config: DGflowConfig = DGflowConfig(), *, seed: int = 0,
+           progress: bool = False) -> PosthocResult:
     """n refined samples; chunk k starts from the prior draws of stream (seed, k), as DDLS does."""
     if not target.calibration.differentiable:
         raise DDLSError(f"DGflow follows gradients of d, and {target.calibration.kind} calibration has none; "
                         f"use raw, logistic or finetune")
     xs, zs = [], []
-    with frozen(*target.modules()):
+    with frozen(*target.modules()), step_bar(progress, n, config.chunk_size, config.steps, "dgflow") as advance:
         for _, start, stop, gen in seeded_chunks(n, config.chunk_size, seed, target.device):
             z = target.prior_sample(stop - start, gen)
             for _ in range(config.steps):
                 z = step(target, z, config, gen)
+                advance(1)
             if not torch.isfinite(z).all():
                 raise DDLSError(f"DGflow latents became NaN/inf; try a smaller eta (got {config.eta:g})")
             with torch.no_grad():

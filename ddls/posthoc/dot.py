@@ -21,6 +21,7 @@ from torch import Tensor
 
 from .._torch import derived_seed, frozen, make_generator, seeded_chunks
 from ..errors import DDLSError
+from .progress import step_bar
 from .registry import POSITIVE, Setting, register
 from .target import LatentLogit, PosthocResult
 
@@ -61,7 +62,8 @@ def effective_lipschitz(target: LatentLogit, pairs: int, generator: torch.Genera
     return k
 
 
-def transport(target: LatentLogit, y: Tensor, k_eff: float, config: DOTConfig) -> Tensor:
+def transport(target: LatentLogit, y: Tensor, k_eff: float, config: DOTConfig,
+              advance=lambda k=1: None) -> Tensor:
     """Latents after `config.steps` steps on ||z - y|| - d(G(z)) / k_eff, started at y."""
     z = y.detach().clone().requires_grad_(True)
     if config.optimizer == "adam":
@@ -74,6 +76,7 @@ def transport(target: LatentLogit, y: Tensor, k_eff: float, config: DOTConfig) -
             opt.zero_grad(set_to_none=True)
             cost.sum().backward()  # rows are independent: the sum's gradient is each row's own
             opt.step()
+            advance(1)
     return z.detach()
 
 
@@ -85,7 +88,8 @@ def transport(target: LatentLogit, y: Tensor, k_eff: float, config: DOTConfig) -
               Setting("--dot-pairs", "pairs", click.IntRange(min=1),
                       "DOT: random latent pairs for the Lipschitz estimate k_eff."),
           ])
-def sample(target: LatentLogit, n: int, config: DOTConfig = DOTConfig(), *, seed: int = 0) -> PosthocResult:
+def sample(target: LatentLogit, n: int, config: DOTConfig = DOTConfig(), *, seed: int = 0,
+           progress: bool = False) -> PosthocResult:
     """n transported samples; chunk k starts from the prior draws of stream (seed, k), as DDLS does."""
     if not target.calibration.differentiable:
         raise DDLSError(f"DOT follows gradients of d, and {target.calibration.kind} calibration has none; "
@@ -97,12 +101,13 @@ def sample(target: LatentLogit, n: int, config: DOTConfig = DOTConfig(), *, seed
                                                                          target.device))
         evaluations += 2 * config.pairs
     xs, zs = [], []
-    for chunk in seeded_chunks(n, config.chunk_size, seed, target.device):
-        y = target.prior_sample(chunk.size, chunk.generator)
-        z = transport(target, y, k_eff, config)
-        with torch.no_grad(), frozen(*target.modules()):
-            xs.append(target.decode(z).cpu())
-        zs.append(z.cpu())
-        evaluations += 2 * chunk.size * config.steps
+    with step_bar(progress, n, config.chunk_size, config.steps, "dot") as advance:
+        for chunk in seeded_chunks(n, config.chunk_size, seed, target.device):
+            y = target.prior_sample(chunk.size, chunk.generator)
+            z = transport(target, y, k_eff, config, advance)
+            with torch.no_grad(), frozen(*target.modules()):
+                xs.append(target.decode(z).cpu())
+            zs.append(z.cpu())
+            evaluations += 2 * chunk.size * config.steps
     latents = torch.cat(zs)
     return PosthocResult(torch.cat(xs), latents, evaluations, {"k_eff": k_eff})

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from .._torch import frozen, seeded_chunks
 from ..errors import DDLSError
+from .progress import step_bar
 from .registry import Setting, register
 from .target import LatentLogit, PosthocResult
 
@@ -65,7 +66,7 @@ class _Chain:
                       "MH-GAN: generator proposals per output sample."),
           ])
 def sample(target: LatentLogit, n: int, config: MHGANConfig = MHGANConfig(), *,
-           draw_real: Callable[[int, torch.Generator], Tensor], seed: int = 0) -> PosthocResult:
+           draw_real: Callable[[int, torch.Generator], Tensor], seed: int = 0, progress: bool = False) -> PosthocResult:
     """n samples, each the end of a K-step chain; chunk k of chains uses the stream (seed, k)."""
     if draw_real is None:
         raise DDLSError("MH-GAN starts its chains at real samples, and this checkpoint names no data source "
@@ -73,7 +74,8 @@ def sample(target: LatentLogit, n: int, config: MHGANConfig = MHGANConfig(), *,
     xs, zs = [], []
     accept_sum = torch.zeros((), dtype=torch.float64)
     restarted = 0
-    with torch.no_grad(), frozen(*target.modules()):
+    with torch.no_grad(), frozen(*target.modules()), \
+            step_bar(progress, n, config.chunk_size, config.chain_length, "mhgan") as advance:
         for _, start, stop, gen in seeded_chunks(n, config.chunk_size, seed, target.device):
             size = stop - start
             real = draw_real(size, gen).to(target.device)
@@ -90,6 +92,7 @@ def sample(target: LatentLogit, n: int, config: MHGANConfig = MHGANConfig(), *,
                     from_fake = _Chain(logit, z, x)
                 else:
                     from_fake.offer(logit, z, x, log_u)
+                advance(1)
             keep = from_real.moved
             restarted += int((~keep).sum())
             xs.append(torch.where(keep.view(-1, *([1] * (real.dim() - 1))), from_real.x, from_fake.x).cpu())
