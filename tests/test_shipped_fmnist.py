@@ -10,7 +10,8 @@ from conftest import invoke
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
 SHIPPED = {"fmnist_sngan.pt": ("sngan", "wgan"), "fmnist_wgangp.pt": ("wgan-gp", "wgan"),
-           "fmnist_ebgan.pt": ("ebgan", "ae")}
+           "fmnist_ebgan.pt": ("ebgan", "ae"), "fmnist_ns64.pt": ("ns", "gan"),
+           "fmnist_sngan64.pt": ("sngan", "wgan"), "fmnist_wgangp64.pt": ("wgan-gp", "wgan")}
 
 
 @pytest.mark.parametrize("name", list(SHIPPED))
