@@ -23,7 +23,16 @@ def raw_interrupt():
     raise KeyboardInterrupt  # lands mid-step: only a periodic save can be resumed
 
 
-pytestmark = pytest.mark.usefixtures("no_train_metrics")
+pytestmark = pytest.mark.usefixtures("no_train_metrics", "ctrl_c_delivered")
+
+
+@pytest.fixture
+def ctrl_c_delivered():
+    """Python's own Ctrl-C handler for the test: a shell that starts pytest in the background (`cmd &`)
+    ignores SIGINT, and ddls then rightly leaves it ignored."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture(scope="module")
