@@ -126,3 +126,23 @@ def test_long_posthoc_methods_show_progress(ckpt, tmp_path, method, extra, steps
                tmp_path / "o.npz", *extra)
     assert r.exit_code == 0, r.output
     assert f"{method}: " in r.stderr and f"/{2 * steps} " in r.stderr
+
+
+@pytest.mark.parametrize("name, method, calibration, warned", [
+    ("gmm25_wgangp_raw.pt", "drs", "raw", True),  # a WGAN-GP critic, read as a logit by exp(d)
+    ("gmm25_wgangp_raw.pt", "mhgan", "raw", True),
+    ("gmm25_wgangp_raw.pt", "drs", "platt", False),  # calibrated to a logit first
+    ("gmm25_wgangp_raw.pt", "dgflow", "raw", False),  # follows gradients, not exp(d)
+    ("gmm25_wgangp.pt", "drs", "raw", False),  # fine-tuned: its energy is already a logit ('gan')
+])
+def test_rejection_methods_on_a_raw_critic_warn(tmp_path, name, method, calibration, warned):
+    ckpt = Path(__file__).resolve().parents[1] / "pretrained" / name
+    extra = ["--calibration", calibration, "--calibration-n", 100] if calibration != "raw" else []
+    extra += ["--mh-chain-length", 3] if method == "mhgan" else []
+    extra += ["--dgflow-steps", 2] if method == "dgflow" else []
+    r = invoke("sample", "--ckpt", ckpt, "--method", method, "--n", 10, "--out", tmp_path / "o.npz", *extra)
+    assert r.exit_code == 0, r.output
+    assert ("is not a log-ratio" in r.stderr) == warned
+    r = invoke("compare", "--ckpt", ckpt, "--methods", method, "--n", 10, "--out", tmp_path / "c", *extra)
+    assert r.exit_code == 0, r.output
+    assert ("is not a log-ratio" in r.stderr) == warned

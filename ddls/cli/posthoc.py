@@ -89,6 +89,15 @@ def refuse_other_methods(chosen, calibration: str) -> None:
                         f"{','.join(chosen)}, --calibration {calibration}); drop it or use that method")
 
 
+def warn_logit(methods, energy_kind: str, calibration: str) -> None:
+    from ..posthoc import logit_warning
+
+    for method in methods:
+        line = logit_warning(method, energy_kind, calibration)
+        if line:
+            echo_err(line)
+
+
 def posthoc_options(f):
     """Hands the command the post-hoc options as one dict `posthoc`; use with `cls=PosthocCommand`."""
 
@@ -192,6 +201,7 @@ def compare(ckpt, factory, methods, steps, eps, n, seed, chunk_size, device, out
     refuse_other_methods(chosen, posthoc["calibration"])
     model, energy = load_energy(ckpt, device, factory=factory)
     image = len(energy.sample_shape) == 3  # (C, H, W)
+    warn_logit(chosen, energy.kind, posthoc["calibration"])
     evaluate, reference, scoring, draw_real = scoring_for(
         ckpt, model, energy, n=n, seed=seed, resamples=resamples, features=features, stats=stats, data=data,
         ref_n=ref_n, classifier=classifier, note=echo_err)

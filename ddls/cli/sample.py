@@ -8,7 +8,8 @@ from ..errors import DDLSError
 from ..sampling.run import EACH
 from .common import (CKPT_HELP, DISC_HELP, POSITIVE, STEPS, count, LabelType, chain_options, echo_err, energy_options,
                      force_option, guard_output, model_option, refuse_unused)
-from .posthoc import PosthocCommand, langevin_methods, method_option, posthoc_options, refuse_other_methods
+from .posthoc import (PosthocCommand, langevin_methods, method_option, posthoc_options, refuse_other_methods,
+                      warn_logit)
 
 # options of the Langevin run that the post-hoc branch does not use: refused unless left at their defaults
 POSTHOC_UNUSED = ("cuda_graphs", "autocast", "compile_", "channels_last", "distributed", "on_nan", "checkpoint_every")
@@ -78,6 +79,7 @@ def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_n
         _refuse_chain_only(chains, method, posthoc["calibration"], resume=resume, record_every=record_every,
                            mala=mala, label=label, grid=grid)
         model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind, disc, label, factory=factory)
+        warn_logit([method], energy.kind, posthoc["calibration"])
         run_posthoc_sampling(model, energy, method, out, n=n, seed=seed, chunk_size=chunk_size, steps=steps,
                              eps=eps, noise_scale=noise_scale, posthoc=posthoc, echo=echo_err,
                              meta={"ckpt": str(ckpt), "disc": disc, "factory": factory, "label": label,

@@ -27,6 +27,17 @@ from .target import LatentLogit, PosthocResult, make_target
 
 GENERATOR = "generator"  # the generator alone, as a baseline row
 CALIBRATION_KEYS = ("calibration", "calibration_n", "finetune_steps")  # options of the calibration, not of a method
+LOG_RATIO_KINDS = ("gan", "lsgan")  # energies whose score estimates log p_data/p_g (and every f-GAN's)
+
+
+def logit_warning(method: str, energy_kind: str, calibration: str) -> str | None:
+    """A line for a method that weighs samples by exp(d) run on a raw score that is not a log-ratio."""
+    if calibration != "raw" or not get(method).needs_logit:
+        return None
+    if energy_kind in LOG_RATIO_KINDS or energy_kind.startswith("fgan-"):
+        return None
+    return (f"warning: {method} weighs samples by exp(d), and this checkpoint's {energy_kind!r} score is not a "
+            f"log-ratio (on a WGAN-GP critic DRS made FID 12 -> 151); use --calibration platt or `ddls tune`")
 
 
 def __getattr__(name: str):

@@ -71,7 +71,8 @@ class PercentOrNone(click.ParamType):
         return v
 
 
-@register("drs", DRSConfig, "discriminator rejection sampling", shared={"chunk_size": "batch_size"}, settings=[
+@register("drs", DRSConfig, "discriminator rejection sampling", shared={"chunk_size": "batch_size"},
+          needs_logit=True, settings=[
     Setting("--drs-pilot", "pilot", click.IntRange(min=1),
             "DRS: generated samples whose largest logit first estimates the maximum."),
     Setting("--drs-gamma-percentile", "gamma_percentile", PercentOrNone(),

@@ -61,6 +61,7 @@ class _Chain:
 
 
 @register("mhgan", MHGANConfig, "Metropolis-Hastings chains of generator proposals, started at real samples",
+          needs_logit=True,
           shared={"chunk_size": "chunk_size"}, needs_real=True, settings=[
               Setting("--mh-chain-length", "chain_length", click.IntRange(min=1),
                       "MH-GAN: generator proposals per output sample."),

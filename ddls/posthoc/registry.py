@@ -56,6 +56,7 @@ class Method:
     needs_real: bool = False  # draws real samples (draw_real) whatever the calibration
     listed: bool = True  # False: a baseline row of `compare`, not a choice of --method
     inputs: tuple[str, ...] = ()  # which of OPTIONAL_INPUTS `sample` takes
+    needs_logit: bool = False  # weighs samples by exp(d): a critic's arbitrary scale wrecks it
 
     def default(self, setting: Setting) -> Any:
         """The config's own default for a setting: the option's default, so the two cannot drift."""
@@ -74,7 +75,8 @@ _REGISTRY: dict[str, Method] = {}
 
 
 def register(name: str, config: type, summary: str, *, settings=(), shared: Mapping[str, str] | None = None,
-             make_config: Callable[..., Any] | None = None, needs_real: bool = False, listed: bool = True):
+             make_config: Callable[..., Any] | None = None, needs_real: bool = False, listed: bool = True,
+             needs_logit: bool = False):
     """Decorator: register the decorated sample function as method `name`; returns it unchanged."""
     def decorate(sample: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY:
@@ -91,7 +93,7 @@ def register(name: str, config: type, summary: str, *, settings=(), shared: Mapp
                             f"that has a default")
         params = inspect.signature(sample).parameters
         _REGISTRY[name] = Method(name, config, summary, sample, tuple(settings), dict(shared or {}), make_config,
-                                 needs_real, listed, tuple(k for k in OPTIONAL_INPUTS if k in params))
+                                 needs_real, listed, tuple(k for k in OPTIONAL_INPUTS if k in params), needs_logit)
         return sample
 
     return decorate
