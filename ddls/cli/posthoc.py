@@ -77,8 +77,11 @@ def refuse_other_methods(chosen, calibration: str) -> None:
     fitted, tuned = "--calibration platt/isotonic", "--calibration finetune"
     owner = {s.name: (s.flag, m.name) for m in methods() for s in m.settings}
     owner.update({"calibration_n": ("--calibration-n", fitted), "finetune_steps": ("--calibration-steps", tuned)})
-    used = set(chosen) | {fitted if calibration in ("platt", "logistic", "isotonic") else "",
-                          tuned if calibration == "finetune" else ""}
+    used = set(chosen)
+    if calibration in ("platt", "logistic", "isotonic"):
+        used.add(fitted)
+    if calibration == "finetune":
+        used.add(tuned)
     ctx = click.get_current_context()
     given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
     stray = [(flag, who) for name, (flag, who) in owner.items()
