@@ -72,15 +72,17 @@ def refuse_other_methods(chosen, calibration: str) -> None:
     """One line when an option of a method (or calibration) that this run does not use was given:
     `--dot-steps 50 --method drs` would otherwise be ignored without a word."""
     from click.core import ParameterSource
+    from ..calibration.methods import canonical
     from ..posthoc.registry import methods
 
     fitted, tuned = "--calibration platt/isotonic", "--calibration finetune"
     owner = {s.name: (s.flag, m.name) for m in methods() for s in m.settings}
     owner.update({"calibration_n": ("--calibration-n", fitted), "finetune_steps": ("--calibration-steps", tuned)})
     used = set(chosen)
-    if calibration in ("platt", "logistic", "isotonic"):
+    kind = canonical(calibration)  # logistic is platt
+    if kind in ("platt", "isotonic"):
         used.add(fitted)
-    if calibration == "finetune":
+    if kind == "finetune":
         used.add(tuned)
     ctx = click.get_current_context()
     given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
