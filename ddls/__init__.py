@@ -3,7 +3,7 @@
 load_model reads ddls's own checkpoints; load_any reads every format ddls knows (other libraries'
 included); wrap takes any generator and discriminator. sample runs Langevin chains on an energy,
 run_chain one chunk of chains with a kernel of make_sampler; posthoc.run draws with any registered
-post-hoc method (ddls, mala, drs, mhgan, dot, dgflow).
+post-hoc method (ddls, mala, drs, mhgan, dot, dgflow, sir).
 """
 from . import posthoc
 from .io.checkpoint import Model, load_model

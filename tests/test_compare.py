@@ -46,17 +46,18 @@ def test_sample_method_ddls_is_the_default_and_mala_equals_the_flag(ckpt, tmp_pa
 
 def test_compare_writes_table_json_and_figure(ckpt, tmp_path):
     out = tmp_path / "cmp"
-    r = invoke("compare", "--ckpt", ckpt, "--methods", "ddls,drs,mhgan,dot,dgflow", "--n", 60, "--steps", 5,
-               "--drs-pilot", 50, "--mh-chain-length", 4, "--dot-steps", 3, "--dgflow-steps", 3, "--out", out,
+    r = invoke("compare", "--ckpt", ckpt, "--methods", "ddls,drs,mhgan,dot,dgflow,sir", "--n", 60, "--steps", 5,
+               "--drs-pilot", 50, "--mh-chain-length", 4, "--dot-steps", 3, "--dgflow-steps", 3, "--sir-pool-factor", 3, "--out", out,
                "--json")
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout.strip().splitlines()[-1])
-    assert [row["method"] for row in rows] == ["generator", "ddls", "drs", "mhgan", "dot", "dgflow"]
+    assert [row["method"] for row in rows] == ["generator", "ddls", "drs", "mhgan", "dot", "dgflow", "sir"]
     by = {row["method"]: row for row in rows}
     # network evaluations per kept sample, by hand: 2 per Langevin/flow step (+2 at the start for Langevin)
     assert by["generator"]["evals_per_sample"] == 1
     assert by["ddls"]["evals_per_sample"] == 2 * 6
     assert by["mhgan"]["evals_per_sample"] == 4 + 1
+    assert by["sir"]["evals_per_sample"] == 3 + 1
     assert by["dgflow"]["evals_per_sample"] == 2 * 3
     assert by["dot"]["evals_per_sample"] == pytest.approx(2 * 3 + 2 * 100 / 60, abs=0.01)
     assert all(np.isfinite(row["emd"]) and row["modes"] is not None for row in rows)

@@ -105,18 +105,19 @@ def test_compare_on_images_scores_every_method_by_fid(image_ckpt, real_stats, tm
     from ddls.metrics.fid_stats import read_stats
 
     out = tmp_path / "cmp"
-    r = invoke("compare", "--ckpt", image_ckpt, "--methods", "ddls,drs,mhgan,dot,dgflow", "--n", 40, "--steps", 5,
+    r = invoke("compare", "--ckpt", image_ckpt, "--methods", "ddls,drs,mhgan,dot,dgflow,sir", "--n", 40, "--steps", 5,
                "--eps", 1e-2, "--drs-pilot", 50, "--mh-chain-length", 4, "--dot-steps", 3, "--dgflow-steps", 3,
-               "--calibration", "logistic", "--calibration-n", 40, "--stats", real_stats, "--device", "cpu",
+               "--sir-pool-factor", 3, "--calibration", "logistic", "--calibration-n", 40, "--stats", real_stats, "--device", "cpu",
                "--out", out, "--json")
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout.strip().splitlines()[-1])
-    assert [row["method"] for row in rows] == ["generator", "ddls", "drs", "mhgan", "dot", "dgflow"]
+    assert [row["method"] for row in rows] == ["generator", "ddls", "drs", "mhgan", "dot", "dgflow", "sir"]
     assert set(rows[0]) == {"method", "fid", "fid_lo", "fid_hi", "seconds", "evals_per_sample", "acceptance"}
     assert all(np.isfinite(row["fid"]) and row["fid"] > 0 for row in rows)
     assert all(row["fid_lo"] < row["fid"] < row["fid_hi"] for row in rows)
     by = {row["method"]: row for row in rows}
     assert by["generator"]["evals_per_sample"] == 1 and by["mhgan"]["evals_per_sample"] == 4 + 1
+    assert by["sir"]["evals_per_sample"] == 3 + 1
     assert by["ddls"]["evals_per_sample"] == 2 * 6 and by["dgflow"]["evals_per_sample"] == 2 * 3
     # the generator row is the plain generator with the same seed: FID computed here by hand
     r = invoke("sample", "--ckpt", image_ckpt, "--steps", 0, "--n", 40, "--seed", 0, "--device", "cpu",

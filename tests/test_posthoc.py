@@ -20,6 +20,7 @@ from ddls.posthoc.dgflow import DGflowConfig, step as dgflow_step
 from ddls.posthoc.dot import DOTConfig, effective_lipschitz, transport
 from ddls.posthoc.drs import DRSConfig
 from ddls.posthoc.mhgan import MHGANConfig
+from ddls.posthoc.sir import SIRConfig
 from ddls.posthoc.target import LatentLogit
 from ddls._torch import make_generator
 
@@ -119,6 +120,24 @@ def test_mhgan_chains_draw_from_the_target():
     torch.testing.assert_close(res.samples, res.latents)  # G is the identity here
 
 
+def test_sir_with_a_large_pool_draws_from_the_target():
+    res = run("sir", problem(), N, SIRConfig(pool_factor=50, batch_size=20000), seed=0)
+    assert ks(res.samples) < KS_LIMIT
+    assert res.evaluations == N * 51  # the pool through G and D, the kept latents through G again
+    assert len(torch.unique(res.latents)) == N  # without replacement: no sample twice
+    torch.testing.assert_close(res.samples, res.latents)  # kept samples are the generator's own
+
+
+def test_sir_temperature_flattens_the_weights_back_to_the_generator():
+    hot = problem()
+    hot = LatentLogit(LatentEnergy(hot.energy.generator, hot.energy.discriminator, 1, temperature=1000.0))
+    res = run("sir", hot, N, SIRConfig(pool_factor=10), seed=0)
+    assert ks(res.samples) > 3 * KS_LIMIT  # weights ~1: a random tenth of the proposals, still N(0, 1)
+    whole = run("sir", problem(), N, SIRConfig(pool_factor=1), seed=0)  # the pool is all kept
+    assert ks(whole.samples) > 3 * KS_LIMIT
+    assert abs(float(whole.samples.std()) - 1.0) < 0.05
+
+
 def test_mhgan_needs_real_samples():
     with pytest.raises(DDLSError, match="real samples"):
         run("mhgan", problem(), 10, MHGANConfig(chain_length=2), seed=0)
@@ -169,7 +188,7 @@ def test_dgflow_step_by_hand(f_div, weight):
     torch.testing.assert_close(new, expected)
 
 
-@pytest.mark.parametrize("method", ["ddls", "mala", "drs", "mhgan", "dot", "dgflow"])
+@pytest.mark.parametrize("method", ["ddls", "mala", "drs", "mhgan", "dot", "dgflow", "sir"])
 def test_same_seed_same_samples(method):
     config = default_config(method, steps=5, eps=1e-2, drs_pilot=100, mh_chain_length=5, dot_steps=5,
                             dgflow_steps=5, chunk_size=64)

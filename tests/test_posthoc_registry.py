@@ -55,7 +55,7 @@ def test_a_registered_method_runs_through_the_library(shift_method):
 
 
 def test_a_registered_method_is_a_choice_of_sample_and_compare(shift_method, tmp_path):
-    help_text = " ".join(invoke("sample", "--help").output.split())  # unwrapped
+    help_text = " ".join(invoke("sample", "--help").output.split()).replace("- ", "-")  # unwrapped, unhyphenated
     assert "|shift]" in help_text and "--shift-by FLOAT RANGE Shift: how far. [default: 0.25" in help_text
     assert "shift: prior latents moved by a constant (--shift-by)" in help_text
     assert "shift: prior latents moved by a constant" in " ".join(invoke("compare", "--help").output.split())

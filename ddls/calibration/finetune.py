@@ -110,6 +110,8 @@ def finetune(energy: LatentEnergy, draw_real: Draw, config: FinetuneConfig, *, h
                 now = held.loss(tuned.score)
                 evaluations += 2 * cfg.n_heldout
                 heldout_curve.append((step, now))
+                if bar is not None:  # the number that decides, where a user watching can see it
+                    bar.set_postfix(heldout=f"{now:.4f}", best=f"{min(best, now):.4f}", refresh=False)
                 if not (math.isfinite(now) and math.isfinite(train_curve[-1][1])):
                     stopped, diverged = "diverged", step
                     break

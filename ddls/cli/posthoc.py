@@ -173,7 +173,7 @@ def method_option(f):
 @force_option
 @click.option("--ckpt", required=True, help="Checkpoint: 2-D or image, written by `ddls train` (or `ddls calibrate`).")
 @model_option
-@click.option("--methods", default="ddls,drs,mhgan,dot,dgflow", show_default=True, cls=RegistryHelpOption,
+@click.option("--methods", default="ddls,drs,mhgan,dot,dgflow,sir", show_default=True, cls=RegistryHelpOption,
               help_from=lambda: f"Comma-separated, the generator alone always being the first row. {methods_help()}.")
 @click.option("--steps", type=count(1, STEPS), default=1000, show_default=True, help="ddls/mala: Langevin steps.")
 @click.option("--eps", type=POSITIVE, default=1e-4, show_default=True, help="ddls/mala: Langevin step size.")

@@ -4,7 +4,8 @@
 - drs: discriminator rejection sampling (drs.py);
 - mhgan: Metropolis-Hastings with generator proposals (mhgan.py);
 - dot: discriminator optimal transport in latent space (dot.py);
-- dgflow: discriminator gradient flow in latent space (dgflow.py).
+- dgflow: discriminator gradient flow in latent space (dgflow.py);
+- sir: importance resampling of a pool of generator samples by exp(d/T) (sir.py).
 
 Each takes a LatentLogit (target.py: generator, calibrated logit, prior) and a seed, and
 returns a PosthocResult: samples, latents, network evaluations, info. Each module registers
@@ -22,6 +23,7 @@ from . import drs  # noqa: F401  (each import registers its method)
 from . import mhgan  # noqa: F401
 from . import dot  # noqa: F401
 from . import dgflow  # noqa: F401
+from . import sir  # noqa: F401
 from .registry import Setting, get, names, option_names, register, unregister
 from .target import LatentLogit, PosthocResult, make_target
 

@@ -11,7 +11,8 @@ from .recipe import GENERATOR, Recipe
 TEMPERATURES = (1.0, 0.3, 0.1)  # T < 1: on an NS-GAN, DDLS at T = 0.3 got most of DGflow's gain
 EPS = (1e-2, 1e-3, 1e-4)  # 2-D models want eps near 1e-4, image models near 1e-2 (docs/results.md)
 LANGEVIN_STEPS = 100
-DEFAULT_METHODS = ("ddls", "mala", "dgflow", "dot", "drs", "mhgan")
+DEFAULT_METHODS = ("ddls", "mala", "dgflow", "dot", "drs", "mhgan", "sir")
+SIR_TEMPERATURES = (1.0, 3.0, 10.0)  # T > 1 flattens the weights of an over-confident fine-tuned D
 AUTO_MINUTES = {"cpu": 20.0, "cuda": 2.0}
 
 
@@ -83,6 +84,7 @@ def default_grid(methods: tuple[str, ...] = DEFAULT_METHODS, *, temperatures: tu
         "dot": [Recipe("dot", 1.0, {"dot_steps": 50, "dot_lr": lr}) for lr in (0.05, 0.01)],
         "drs": [Recipe("drs", 1.0, {"drs_pilot": 2000, "drs_gamma_percentile": p}) for p in (95.0, 80.0)],
         "mhgan": [Recipe("mhgan", 1.0, {"mh_chain_length": k}) for k in (20, 100)],
+        "sir": [Recipe("sir", t, {"sir_pool_factor": 10}) for t in SIR_TEMPERATURES],
     }
     return [r for m in methods for r in grids[m]]
 
@@ -98,5 +100,6 @@ def evaluations_per_sample(recipe: Recipe, n: int) -> float:
         "dot": lambda: 2.0 * o.get("dot_steps", 100) + 2.0 * o.get("dot_pairs", 100) / n,
         "drs": lambda: o.get("drs_pilot", 10000) / n + 3.0,  # assumes about a third accepted
         "mhgan": lambda: o.get("mh_chain_length", 640) + 1.0,
+        "sir": lambda: o.get("sir_pool_factor", 10) + 1.0,
     }
     return per_method[recipe.method]()
