@@ -111,6 +111,31 @@ def test_a_critic_starts_from_its_best_affine_map_which_is_stored():
     torch.testing.assert_close(result.energy.score(x), result.energy.score_map(result.energy.discriminator(x)[:, 0]))
 
 
+def test_finetuning_the_last_layer_leaves_the_rest_of_d_untouched():
+    # real N(MEAN, I) against generated N(0, I); the MLP's hidden layers stay at their random start, so
+    # only a linear head on its random features can learn, and it does (the held-out loss falls)
+    energy = LatentEnergy(identity_generator(2), mlp(), 2)
+    result = calibrate(energy, "finetune", gaussian_draw(MEAN), n_heldout=2000, steps=300, lr=1e-2, batch_size=64,
+                       eval_every=50, patience=3, seed=0, layers="last")
+    before, after = energy.discriminator.state_dict(), result.energy.discriminator.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"4.weight", "4.bias"}
+    assert result.record["layers"] == "last" and result.record["improved"]
+    assert result.record["heldout_loss"]["best"] < result.record["heldout_loss"]["first"] - 0.05
+    with pytest.raises(DDLSError, match="layers"):
+        calibrate(energy, "finetune", gaussian_draw(MEAN), steps=1, layers="first")
+
+
+def test_the_last_layer_of_a_spectral_normalised_d_is_found_with_its_parametrisation():
+    from ddls.calibration.finetune import last_layer
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    d = nn.Sequential(spectral_norm(nn.Linear(2, 8)), nn.ReLU(), spectral_norm(nn.Linear(8, 1)))
+    head = last_layer(d)
+    assert head is d[2]
+    assert {n for n, _ in head.named_parameters()} == {"bias", "parametrizations.weight.original"}
+
+
 # --- held-out real samples are never trained on ---------------------------------------------------------
 
 def test_training_draws_skip_the_held_out_samples_of_a_finite_set():

@@ -31,6 +31,7 @@ from .heldout import Draw, HeldOut, draw_heldout, excluding
 from .maps import Calibration, fit
 
 NOT_A_LOGIT = ("wgan", "ae")  # energy kinds whose score is no estimate of log p_data/p_g
+LAYERS = ("all", "last")  # which of D's parameters fine-tuning trains
 TRAIN_STREAM, HELDOUT_STREAM = 3, 11  # keys of the training and held-out random streams (derived_seed)
 
 
@@ -43,11 +44,14 @@ class FinetuneConfig:
     eval_every: int = 50  # steps between held-out evaluations
     patience: int = 5  # evaluations without a new best before stopping
     seed: int = 0
+    layers: str = "all"  # "last": only D's last layer learns (a logistic head on D's own features)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "n_heldout", "eval_every", "patience"):
             if getattr(self, name) < 1:
                 raise DDLSError(f"calibration {name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
+        if self.layers not in LAYERS:
+            raise DDLSError(f"calibration layers must be one of {', '.join(LAYERS)}, got {self.layers!r}")
         if not 0 < self.lr <= MAX_LR:  # Adam divides lr by its bias correction: huge values overflow
             raise DDLSError(f"calibration learning rate must be in (0, {MAX_LR:g}], got {self.lr}")
 
@@ -80,9 +84,10 @@ def finetune(energy: LatentEnergy, draw_real: Draw, config: FinetuneConfig, *, h
     if not math.isfinite(start):
         raise DDLSError(f"the held-out logistic loss of the discriminator is {start}; check the checkpoint")
 
-    for p in d.parameters():
+    trained = list(d.parameters() if cfg.layers == "all" else last_layer(d).parameters())
+    for p in trained:
         p.requires_grad_(True)
-    opt = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    opt = torch.optim.Adam(trained, lr=cfg.lr, betas=(0.5, 0.999))
     best, best_step, best_state = start, 0, None
     heldout_curve, train_curve, window = [(0, start)], [], []
     stale, step, stopped, diverged = 0, 0, "step limit", None
@@ -151,6 +156,17 @@ def finetune(energy: LatentEnergy, draw_real: Draw, config: FinetuneConfig, *, h
                       f"no fine-tuning step lowered the held-out loss {start:.4f} ({step} steps, {stopped}); "
                       f"kept the starting discriminator")
     return out, record, evaluations
+
+
+def last_layer(d: torch.nn.Module) -> torch.nn.Module:
+    """D's last module holding weights of its own (a spectral-normalised layer counts with its parametrisation)."""
+    from torch.nn.utils import parametrize
+
+    layers = [m for name, m in d.named_modules() if "parametrizations" not in name.split(".")
+              and (parametrize.is_parametrized(m) or next(m.parameters(recurse=False), None) is not None)]
+    if not layers:
+        raise DDLSError("the discriminator has no parameters to fine-tune")
+    return layers[-1]
 
 
 def _with(energy: LatentEnergy, d, score_map) -> LatentEnergy:

@@ -64,19 +64,22 @@ def export(ckpt, out):
               help="finetune: steps between held-out evaluations.")
 @click.option("--patience", type=count(1, 10 ** 6), default=5, show_default=True,
               help="finetune: evaluations without a new best held-out loss before stopping.")
+@click.option("--layers", type=click.Choice(["all", "last"]), default="all", show_default=True,
+              help="finetune: train all of D, or only its last layer (a logistic head on D's own features).")
 @click.option("--n", "n", type=count(2, 10 ** 7), default=5000, show_default=True,
               help="platt/isotonic: real and generated samples, each, to fit the map on.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Calibrated checkpoint to write.")
-def calibrate(ckpt, factory, method, steps, batch_size, lr, n_heldout, eval_every, patience, n, seed, device, out):
+def calibrate(ckpt, factory, method, steps, batch_size, lr, n_heldout, eval_every, patience, layers, n, seed, device,
+              out):
     """Calibrate the discriminator into a logit against the frozen generator; write a ddls checkpoint."""
     from .._torch import resolve_device
     from ..calibration.run import calibrate_file
 
     done = calibrate_file(ckpt, out, method=method, device=resolve_device(device), steps=steps,
                           batch_size=batch_size, lr=lr, n_heldout=n_heldout, eval_every=eval_every,
-                          patience=patience, n=n, seed=seed, factory=factory)
+                          patience=patience, n=n, seed=seed, factory=factory, layers=layers)
     if done["kind"] == "finetune":
         held, train = done["heldout_loss"], done["train_loss"]
         how = (f"held-out logistic loss {held['first']:.3f} -> {held['best']:.3f} (best at step {done['best_step']}, "
