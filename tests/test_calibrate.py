@@ -126,6 +126,22 @@ def test_finetuning_the_last_layer_leaves_the_rest_of_d_untouched():
         calibrate(energy, "finetune", gaussian_draw(MEAN), steps=1, layers="first")
 
 
+def test_instance_noise_changes_training_only_and_is_recorded():
+    energy = LatentEnergy(identity_generator(2), mlp(), 2)
+    kw = dict(n_heldout=500, steps=60, lr=1e-3, batch_size=32, eval_every=20, patience=5, seed=0)
+    clean = calibrate(energy, "finetune", gaussian_draw(MEAN), **kw)
+    noisy = calibrate(energy, "finetune", gaussian_draw(MEAN), noise=3.0, **kw)
+    assert noisy.record["noise"] == 3.0 and clean.record["noise"] == 0.0
+    # the same held-out set (clean, from the same seed) scores both: the start is the same number
+    assert noisy.record["heldout_loss"]["first"] == clean.record["heldout_loss"]["first"]
+    # noise of std 3 on inputs 1.5 apart hides most of the signal: the noisy fit learns a flatter logit
+    x = torch.tensor([[-2.0, 0.0], [4.0, 0.0]])
+    spread = {k: float(r.energy.score(x).diff().abs()) for k, r in (("clean", clean), ("noisy", noisy))}
+    assert spread["noisy"] < spread["clean"]
+    with pytest.raises(DDLSError, match="noise"):
+        calibrate(energy, "finetune", gaussian_draw(MEAN), steps=1, noise=float("nan"))
+
+
 def test_the_last_layer_of_a_spectral_normalised_d_is_found_with_its_parametrisation():
     from ddls.calibration.finetune import last_layer
     from torch.nn.utils.parametrizations import spectral_norm

@@ -45,11 +45,14 @@ class FinetuneConfig:
     patience: int = 5  # evaluations without a new best before stopping
     seed: int = 0
     layers: str = "all"  # "last": only D's last layer learns (a logistic head on D's own features)
+    noise: float = 0.0  # std of Gaussian instance noise on D's training inputs (held-out ones stay clean)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "n_heldout", "eval_every", "patience"):
             if getattr(self, name) < 1:
                 raise DDLSError(f"calibration {name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.noise < float("inf"):
+            raise DDLSError(f"calibration noise must be a finite number >= 0, got {self.noise}")
         if self.layers not in LAYERS:
             raise DDLSError(f"calibration layers must be one of {', '.join(LAYERS)}, got {self.layers!r}")
         if not 0 < self.lr <= MAX_LR:  # Adam divides lr by its bias correction: huge values overflow
@@ -99,6 +102,9 @@ def finetune(energy: LatentEnergy, draw_real: Draw, config: FinetuneConfig, *, h
                 real = draw_train(cfg.batch_size, gen).to(device)
                 with torch.no_grad():
                     fake = energy.decode(energy.prior_sample(cfg.batch_size, gen))
+                if cfg.noise > 0:  # blurs what only pixels tell apart, so D must use coarser evidence
+                    real = real + cfg.noise * torch.randn(real.shape, generator=gen, device=gen.device).to(device)
+                    fake = fake + cfg.noise * torch.randn(fake.shape, generator=gen, device=gen.device).to(device)
                 loss = ns_d_loss(tuned.score(real), tuned.score(fake))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -81,13 +81,14 @@ NEEDS_REAL = ("platt", "isotonic", "finetune")
 def calibrate(energy_or_model, method: str, draw_real: Draw | None = None, *, n: int = 5000, n_heldout: int = 1000,
               steps: int = 2000, lr: float = 1e-4, batch_size: int = 256, eval_every: int = 50, patience: int = 5,
               seed: int = 0, heldout_real: Tensor | None = None, progress: bool = False,
-              layers: str = "all") -> CalibrationResult:
+              layers: str = "all", noise: float = 0.0) -> CalibrationResult:
     """Calibrate the discriminator of a LatentEnergy (or a Model: its energy) by `method`.
 
     draw_real(n, generator) -> n real samples; needed by every method but raw. n: samples each for
     platt/isotonic. The rest set fine-tuning (see FinetuneConfig); heldout_real, when given, is
     the held-out real set (else drawn from draw_real, and the fine-tuning never sees it).
-    layers: 'all' fine-tunes every parameter of D, 'last' only its last layer. The inputs are left as they were."""
+    layers: 'all' fine-tunes every parameter of D, 'last' only its last layer; noise: the std of Gaussian
+    noise added to D's training inputs (not to the held-out ones). The inputs are left as they were."""
     energy = energy_or_model if isinstance(energy_or_model, LatentEnergy) else energy_or_model.energy()
     method = canonical(method)
     if method in NEEDS_REAL and draw_real is None:
@@ -96,6 +97,6 @@ def calibrate(energy_or_model, method: str, draw_real: Draw | None = None, *, n:
     if n < 2:
         raise DDLSError(f"calibration needs at least 2 samples of each kind, got {n}")
     config = FinetuneConfig(steps=steps, batch_size=batch_size, lr=lr, n_heldout=n_heldout, eval_every=eval_every,
-                            patience=patience, seed=seed, layers=layers)
+                            patience=patience, seed=seed, layers=layers, noise=noise)
     return METHODS[method](energy, draw_real, Settings(n=n, seed=seed, finetune=config, heldout_real=heldout_real,
                                                        progress=progress))

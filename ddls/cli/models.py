@@ -66,20 +66,23 @@ def export(ckpt, out):
               help="finetune: evaluations without a new best held-out loss before stopping.")
 @click.option("--layers", type=click.Choice(["all", "last"]), default="all", show_default=True,
               help="finetune: train all of D, or only its last layer (a logistic head on D's own features).")
+@click.option("--noise", type=click.FloatRange(min=0, max=1e6), default=0.0, show_default=True,
+              help="finetune: std of Gaussian noise added to D's training inputs (instance noise); the held-out "
+                   "loss is measured on clean inputs.")
 @click.option("--n", "n", type=count(2, 10 ** 7), default=5000, show_default=True,
               help="platt/isotonic: real and generated samples, each, to fit the map on.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Calibrated checkpoint to write.")
-def calibrate(ckpt, factory, method, steps, batch_size, lr, n_heldout, eval_every, patience, layers, n, seed, device,
-              out):
+def calibrate(ckpt, factory, method, steps, batch_size, lr, n_heldout, eval_every, patience, layers, noise, n, seed,
+              device, out):
     """Calibrate the discriminator into a logit against the frozen generator; write a ddls checkpoint."""
     from .._torch import resolve_device
     from ..calibration.run import calibrate_file
 
     done = calibrate_file(ckpt, out, method=method, device=resolve_device(device), steps=steps,
                           batch_size=batch_size, lr=lr, n_heldout=n_heldout, eval_every=eval_every,
-                          patience=patience, n=n, seed=seed, factory=factory, layers=layers)
+                          patience=patience, n=n, seed=seed, factory=factory, layers=layers, noise=noise)
     if done["kind"] == "finetune":
         held, train = done["heldout_loss"], done["train_loss"]
         how = (f"held-out logistic loss {held['first']:.3f} -> {held['best']:.3f} (best at step {done['best_step']}, "
