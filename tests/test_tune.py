@@ -166,3 +166,14 @@ def test_data_file_of_the_wrong_shape_is_refused(tmp_path, shape):
     np.save(tmp_path / "p.npy", np.zeros(shape))
     line = one_line_error(invoke("tune", "--ckpt", SHIPPED, "--out", tmp_path / "t.pt", "--data", tmp_path / "p.npy"))
     assert f"shape {shape}" in line and "(N, 2) with N >= 40" in line
+
+
+def test_sir_is_searched_only_when_named():
+    from ddls.tuning.grid import DEFAULT_METHODS, default_grid, evaluations_per_sample
+
+    assert "sir" not in DEFAULT_METHODS and all(r.method != "sir" for r in default_grid())
+    sir = default_grid(("sir",))
+    assert [r.temperature for r in sir] == [1.0, 3.0, 10.0] and all(r.options == {"sir_pool_factor": 10} for r in sir)
+    assert evaluations_per_sample(sir[0], 100) == 11.0  # the pool through G and D, the kept ones through G
+    r = invoke("tune", "--ckpt", "pretrained/gmm25_wgangp.pt", "--methods", "sir,nope", "--out", "x.pt")
+    assert "unknown method(s) nope" in one_line_error(r)
