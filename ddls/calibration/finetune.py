@@ -103,8 +103,8 @@ def finetune(energy: LatentEnergy, draw_real: Draw, config: FinetuneConfig, *, h
                 with torch.no_grad():
                     fake = energy.decode(energy.prior_sample(cfg.batch_size, gen))
                 if cfg.noise > 0:  # blurs what only pixels tell apart, so D must use coarser evidence
-                    real = real + cfg.noise * torch.randn(real.shape, generator=gen, device=gen.device).to(device)
-                    fake = fake + cfg.noise * torch.randn(fake.shape, generator=gen, device=gen.device).to(device)
+                    real, fake = (x + cfg.noise * torch.randn(x.shape, generator=gen, device=gen.device)
+                                  for x in (real, fake))
                 loss = ns_d_loss(tuned.score(real), tuned.score(fake))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -23,10 +23,12 @@ REFERENCE_VERSION = 1
 GENERATOR = "generator"  # the generator alone: no post-hoc method
 # the settings a recipe may hold: the flat options of ddls.posthoc.default_config, as `ddls sample` names them
 OPTION_KEYS = ("steps", "eps", "noise_scale", "drs_pilot", "drs_gamma_percentile", "mh_chain_length", "dot_steps",
-               "dot_lr", "dot_optimizer", "dot_pairs", "dgflow_steps", "dgflow_eta", "dgflow_gamma", "dgflow_f", "sir_pool_factor")
+               "dot_lr", "dot_optimizer", "dot_pairs", "dgflow_steps", "dgflow_eta", "dgflow_gamma", "dgflow_f",
+               "sir_pool_factor")
 SHORT = {"noise_scale": "noise", "drs_gamma_percentile": "gamma%", "mh_chain_length": "K", "dot_lr": "lr",
          "dot_steps": "steps", "dgflow_eta": "eta", "dgflow_gamma": "gamma", "dgflow_steps": "steps",
-         "drs_pilot": "pilot", "dot_optimizer": "opt", "dot_pairs": "pairs", "dgflow_f": "f", "sir_pool_factor": "K"}
+         "drs_pilot": "pilot", "dot_optimizer": "opt", "dot_pairs": "pairs", "dgflow_f": "f",
+         "sir_pool_factor": "K"}
 
 
 @dataclass(frozen=True)
