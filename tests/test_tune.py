@@ -83,6 +83,22 @@ def test_tune_falls_back_to_the_generator_when_d_carries_no_information(one_thre
     assert result.report["difference"] is None and result.report["generator"]["n"] > 0
 
 
+def test_when_the_whole_half_cannot_go_on_the_best_go_on_at_a_larger_n(one_thread):
+    # eight candidates of equal cost; after round 0 the budget holds fewer than the better four at
+    # twice the samples, so the best of them must go on rather than the search ending there
+    grid = [Recipe("ddls", t, {"steps": 60, "eps": e}) for t in (1.0, 0.3, 0.1, 0.03) for e in (0.05, 0.001)]
+    config = TuneConfig(Budget(7e4, "evaluations"), n_start=32, n_max=512, n_report=64, resamples=20,
+                        chunk_size=512)
+    model = gaussian_model(GaussianLogRatio([1.0, 0.0], 2.0), mu=(1.0, 0.0), s=2.0)
+    result = run_tune(model, grid, config)
+    first, second = result.rounds[0], result.rounds[1]
+    assert first["candidates"] == 8 and 1 <= second["candidates"] < 4 and second["n"] == 2 * first["n"]
+    assert any(r["status"] == "out after round 0: budget" for r in result.rows)
+    best = [r for r in result.rows if r["status"] in ("chosen", "best, within noise of the generator")]
+    assert len(best) == 1 and best[0]["n"] > first["n"]
+    assert result.rounds[-1]["spent"] <= 0.75 * 7e4  # the search kept to its share of the budget
+
+
 def test_tuned_file_drives_sample_and_flags_override(tmp_path):
     tuned = tmp_path / "tuned.pt"
     recipe = Recipe("ddls", 0.3, {"steps": 7, "eps": 1e-3})

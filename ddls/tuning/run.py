@@ -4,7 +4,8 @@ data the choice never saw.
 Round r runs every surviving candidate on n_r samples from the same latents (seed of round r),
 scores each against the round's validation reference with a bootstrap interval, and keeps the
 better half by score; n doubles each round (up to n_max) while the next round's forecast cost
-fits the search share of the budget. The generator alone runs in every round as the baseline:
+fits the search share of the budget. When the whole half does not fit, as many of its best as
+fit go on (at least the best one, against the generator, at a larger n). The generator alone runs in every round as the baseline:
 each candidate's `vs_generator` is the paired bootstrap interval of its score minus the
 generator's (ddls.metrics.intervals.difference). The best finalist becomes the recipe only if
 that interval lies below 0; otherwise the recipe is the generator alone. The report then
@@ -197,11 +198,13 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
         for entry in ran[len(keep):]:
             entry.status = f"out after round {stage}"
         n_next = min(2 * n, config.n_max)
-        forecast = (sum(e.last_cost for e in keep) + generator.last_cost) * n_next / n
-        if meter.spent() + forecast > limit:
+        fits = _fitting(keep, generator, n_next / n, limit - meter.spent())
+        if fits == 0 or (fits == 1 and n_next == n):  # nothing more to learn within the budget
             ran = keep
             break
-        alive, n, stage = keep, n_next, stage + 1
+        for entry in keep[fits:]:
+            entry.status = f"out after round {stage}: budget"
+        alive, n, stage = keep[:fits], n_next, stage + 1
     for entry in ran:
         entry.status = "finalist"
     best = ran[0] if ran else None
@@ -213,6 +216,19 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
     shown = _report(runner, report, recipe, best if improved else None, generator, config, meter)
     return TuneResult(validation.metric, [generator.row()] + [e.row() for e in entries], recipe, improved, shown,
                       config.budget, meter.spent(), rounds)
+
+
+def _fitting(keep: list[Entry], generator: Entry, growth: float, left: float) -> int:
+    """How many of the best `keep` the next round can run within `left`, with the generator beside them.
+
+    When the whole half does not fit, the best few go on to larger n rather than stopping early:
+    leaving the budget unspent would leave the choice to the noisier, smaller round."""
+    cost = generator.last_cost * growth
+    for k, entry in enumerate(keep):
+        cost += entry.last_cost * growth
+        if cost > left:
+            return k
+    return len(keep)
 
 
 def _spent(meter: _Meter) -> str:
