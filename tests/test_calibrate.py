@@ -152,6 +152,65 @@ def test_the_last_layer_of_a_spectral_normalised_d_is_found_with_its_parametrisa
     assert {n for n, _ in head.named_parameters()} == {"bias", "parametrizations.weight.original"}
 
 
+# --- head: the last layer refitted exactly -----------------------------------------------------------------
+
+def features_then_head(spectral=False):
+    """D(x) = head(x): a first layer fixed at the identity (D's features are x), then a zeroed linear head."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    first, head = nn.Linear(2, 2), nn.Linear(2, 1)
+    with torch.no_grad():
+        first.weight.copy_(torch.eye(2))
+        first.bias.zero_()
+        head.weight.fill_(1e-3)
+        head.bias.zero_()
+    return nn.Sequential(first, spectral_norm(head) if spectral else head)
+
+
+@pytest.mark.parametrize("spectral", [False, True])
+def test_head_recovers_the_exact_log_ratio_on_fixed_features(spectral):
+    # real N(MEAN, I) against generated N(0, I): log ratio MEAN . x - |MEAN|^2 / 2, linear in D's features
+    energy = LatentEnergy(identity_generator(2), features_then_head(spectral), 2)
+    result = calibrate(energy, "head", gaussian_draw(MEAN), n=20000, seed=0)
+    rec = result.record
+    assert rec["kind"] == "head" and rec["improved"] and rec["features"] == 2
+    assert rec["heldout_loss"]["best"] < rec["heldout_loss"]["first"] - 0.1
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-2.0, 3.0]])
+    want = x @ torch.tensor(MEAN) - 0.5 * sum(m * m for m in MEAN)
+    torch.testing.assert_close(result.energy.score(x), want, atol=0.08, rtol=0)
+    before, after = energy.discriminator.state_dict(), result.energy.discriminator.state_dict()
+    assert torch.equal(before["0.weight"], after["0.weight"])  # only the head changed
+    assert (result.energy.score_map is not None) == spectral  # a normalised head needs its scale on top
+    assert result.energy.discriminator is not energy.discriminator and energy.score_map is None  # input untouched
+    # the post-hoc path fits the same head for the same seed
+    target, _ = make_target(energy, "head", gaussian_draw(MEAN), n=20000, seed=0)
+    torch.testing.assert_close(target.energy.score(x), result.energy.score(x))
+
+
+def test_head_keeps_the_discriminator_when_no_refit_beats_it():
+    # D already the exact log ratio of real N(MEAN, I) against generated N(0, I); with 30 training
+    # points each, every refit is noisier than D on 20,000 held-out points, so D stays
+    d = features_then_head()
+    with torch.no_grad():
+        d[1].weight.copy_(torch.tensor([MEAN]))
+        d[1].bias.fill_(-0.5 * sum(m * m for m in MEAN))
+    energy = LatentEnergy(identity_generator(2), d, 2)
+    result = calibrate(energy, "head", gaussian_draw(MEAN), n=30, n_heldout=20000, seed=0)
+    assert not result.record["improved"] and result.energy.discriminator is d
+    assert result.record["heldout_loss"]["best"] == result.record["heldout_loss"]["first"]
+
+
+@pytest.mark.parametrize("d, kind, message", [
+    (nn.Sequential(nn.Linear(2, 1), nn.Tanh()), "gan", "not the plain output of its last layer"),
+    (nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2)), "gan", "one output"),
+    (nn.Sequential(nn.Linear(2, 1)), "ae", "use --method finetune"),
+])
+def test_head_refuses_a_discriminator_it_cannot_refit_exactly(d, kind, message):
+    energy = LatentEnergy(identity_generator(2), d, 2, kind=kind)
+    with pytest.raises(DDLSError, match=message):
+        calibrate(energy, "head", gaussian_draw(MEAN), n=50, n_heldout=20, seed=0)
+
+
 # --- held-out real samples are never trained on ---------------------------------------------------------
 
 def test_training_draws_skip_the_held_out_samples_of_a_finite_set():
@@ -242,6 +301,19 @@ def test_cli_platt_checkpoint_applies_its_map(wgan_ckpt, tmp_path):
     # the same map as the post-hoc path fits with the same seed and sample count
     _, record = make_target(raw.energy(), "platt", real_source(raw), n=2000, seed=0)
     assert (record["calibration"]["a"], record["calibration"]["b"]) == (rec["a"], rec["b"])
+
+
+def test_cli_head_checkpoint_scores_as_the_in_memory_fit(wgan_ckpt, tmp_path):
+    out = tmp_path / "head.pt"
+    r = invoke("calibrate", "--ckpt", wgan_ckpt, "--method", "head", "--n", 400, "--n-heldout", 200, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "last layer refitted on" in r.output and "energy kind now 'gan'" in r.output
+    raw, cal = load_model(wgan_ckpt), load_model(out)
+    rec = cal.meta["extra"]["calibration"]
+    assert rec["kind"] == "head" and rec["heldout_loss"]["best"] <= rec["heldout_loss"]["first"]
+    fitted = calibrate(raw.energy(), "head", real_source(raw), n=400, n_heldout=200, seed=0)
+    x = torch.randn(16, 2, generator=make_generator(5))
+    torch.testing.assert_close(cal.energy().score(x), fitted.energy.score(x))
 
 
 @pytest.mark.parametrize("args, message", [

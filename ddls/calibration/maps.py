@@ -10,9 +10,10 @@ did not train on:
 - isotonic: the monotone step function of the score that best fits the labels
   (pool-adjacent-violators), read back as a logit;
 - finetune: the DDLS paper's way (finetune.py): fine-tune D itself as a logistic
-  classifier on the frozen generator (the map is then the identity).
+  classifier on the frozen generator (the map is then the identity);
+- head: D's last layer refitted exactly as a logistic regression on D's own features (head.py).
 
-ddls.calibration.calibrate is the one entry point to all four.
+ddls.calibration.calibrate is the one entry point to all five.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from torch import Tensor
 
 from ..errors import DDLSError
 
-KINDS = ("raw", "platt", "isotonic", "finetune")
+KINDS = ("raw", "platt", "isotonic", "finetune", "head")
 ALIASES = {"logistic": "platt"}  # the name `--calibration` used first
 
 
@@ -58,7 +59,7 @@ class Calibration:
 
     @property
     def identity(self) -> bool:
-        return self.kind in ("raw", "finetune") or (self.kind == "platt" and self.a == 1 and self.b == 0)
+        return self.kind in ("raw", "finetune", "head") or (self.kind == "platt" and self.a == 1 and self.b == 0)
 
     def __call__(self, score: Tensor) -> Tensor:
         if self.kind == "platt":
@@ -176,7 +177,7 @@ def fit_isotonic(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
 def fit(kind: str, real_scores: Tensor, fake_scores: Tensor) -> Calibration:
     """The calibration of `kind` fitted to scores of held-out real (label 1) and generated (label 0) samples."""
     kind = canonical(kind)
-    if kind in ("raw", "finetune"):
+    if kind in ("raw", "finetune", "head"):  # nothing to fit on the score: these change D itself
         return Calibration(kind)
     scores = torch.cat([real_scores, fake_scores]).detach().cpu().double().numpy()
     labels = np.r_[np.ones(len(real_scores)), np.zeros(len(fake_scores))]

@@ -6,7 +6,8 @@ call it, so the same method, seed and settings give the same result either way.
 - raw: nothing fitted;
 - platt ('logistic'): a * score + b fitted on n real and n generated samples (maps.py);
 - isotonic: a monotone step function of the score, fitted on the same samples (maps.py);
-- finetune: D itself fine-tuned, early-stopped on held-out samples (finetune.py).
+- finetune: D itself fine-tuned, early-stopped on held-out samples (finetune.py);
+- head: D's last layer refitted exactly as a logistic regression on D's features (head.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from .._torch import derived_seed, frozen, make_generator
 from ..errors import DDLSError
 from ..sampling.energy import LatentEnergy
 from .finetune import FinetuneConfig, finetune
+from .head import HeadConfig, fit_head
 from .heldout import Draw
 from .maps import RAW, Calibration, canonical, fit
 
@@ -73,9 +75,15 @@ def _finetune(energy: LatentEnergy, draw_real: Draw, s: Settings) -> Calibration
     return CalibrationResult(tuned, Calibration("finetune"), record, evaluations)
 
 
+def _head(energy: LatentEnergy, draw_real: Draw, s: Settings) -> CalibrationResult:
+    config = HeadConfig(n=s.n, n_heldout=s.finetune.n_heldout, seed=s.seed)
+    tuned, record, evaluations = fit_head(energy, draw_real, config, heldout_real=s.heldout_real, progress=s.progress)
+    return CalibrationResult(tuned, Calibration("head"), record, evaluations)
+
+
 METHODS: dict[str, Callable[[LatentEnergy, Draw | None, Settings], CalibrationResult]] = {
-    "raw": _raw, "platt": _fitted("platt"), "isotonic": _fitted("isotonic"), "finetune": _finetune}
-NEEDS_REAL = ("platt", "isotonic", "finetune")
+    "raw": _raw, "platt": _fitted("platt"), "isotonic": _fitted("isotonic"), "finetune": _finetune, "head": _head}
+NEEDS_REAL = ("platt", "isotonic", "finetune", "head")
 
 
 def calibrate(energy_or_model, method: str, draw_real: Draw | None = None, *, n: int = 5000, n_heldout: int = 1000,
@@ -85,7 +93,7 @@ def calibrate(energy_or_model, method: str, draw_real: Draw | None = None, *, n:
     """Calibrate the discriminator of a LatentEnergy (or a Model: its energy) by `method`.
 
     draw_real(n, generator) -> n real samples; needed by every method but raw. n: samples each for
-    platt/isotonic. The rest set fine-tuning (see FinetuneConfig); heldout_real, when given, is
+    platt/isotonic and head. The rest set fine-tuning (see FinetuneConfig); heldout_real, when given, is
     the held-out real set (else drawn from draw_real, and the fine-tuning never sees it).
     layers: 'all' fine-tunes every parameter of D, 'last' only its last layer; noise: the std of Gaussian
     noise added to D's training inputs (not to the held-out ones). The inputs are left as they were."""

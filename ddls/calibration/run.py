@@ -27,11 +27,11 @@ def calibrate_file(ckpt: str, out: str, *, method: str = "finetune", device="cpu
     from .maps import canonical
 
     if canonical(method) == "raw":
-        raise DDLSError("raw calibration changes nothing; choose platt, isotonic or finetune")
+        raise DDLSError("raw calibration changes nothing; choose platt, isotonic, finetune or head")
     mine = factory is not None or own.detect(read_checkpoint(ckpt), ckpt)
-    if mine and canonical(method) != "finetune":
-        raise DDLSError("your own networks are calibrated by fine-tuning; platt and isotonic maps are stored "
-                        "in ddls checkpoints only")
+    if mine and canonical(method) not in ("finetune", "head"):
+        raise DDLSError("your own networks are calibrated by fine-tuning (finetune or head); platt and isotonic "
+                        "maps are stored in ddls checkpoints only")
     if mine:
         from ..formats import load_any
 
@@ -51,6 +51,10 @@ def calibrate_file(ckpt: str, out: str, *, method: str = "finetune", device="cpu
               "energy": kind, "evaluations": result.evaluations,
               "score_map": None if stored is None else stored.to_dict()}
     if mine:
+        if stored is not None and canonical(method) == "head":
+            raise DDLSError("this discriminator's refitted head needs a score map on top (its last layer is "
+                            "spectral-normalised or has no bias), which `ddls.save` files cannot store; use "
+                            "--method finetune --layers last")
         model.discriminator, model.energy_kind = result.energy.discriminator, kind
         model.meta["config"] = {**(model.meta.get("config") or {}), "calibration": record}
         own.save(model, out)

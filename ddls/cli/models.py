@@ -52,14 +52,15 @@ def export(ckpt, out):
 @click.option("--ckpt", required=True, help="Checkpoint written by `ddls train` (2-D or images) or `ddls.save`.")
 @model_option
 @click.option("--method", default="finetune", show_default=True,
-              help="finetune: fine-tune D, early-stopped on held-out data; platt (= logistic): fit a * score + b; "
+              help="finetune: fine-tune D, early-stopped on held-out data; head: refit D's last layer exactly "
+                   "(logistic regression on D's features, in seconds); platt (= logistic): fit a * score + b; "
                    "isotonic: a monotone step map (for drs and mhgan only).")
 @click.option("--steps", type=count(1, STEPS), default=2000, show_default=True,
               help="finetune: most fine-tuning steps (early stopping may end sooner).")
 @click.option("--batch-size", type=count(2, 10 ** 6), default=256, show_default=True)
 @click.option("--lr", type=LR, default=1e-4, show_default=True)
 @click.option("--n-heldout", type=count(2, 10 ** 7), default=1000, show_default=True,
-              help="finetune: held-out real and generated samples, each.")
+              help="finetune/head: held-out real and generated samples, each.")
 @click.option("--eval-every", type=count(1, STEPS), default=50, show_default=True,
               help="finetune: steps between held-out evaluations.")
 @click.option("--patience", type=count(1, 10 ** 6), default=5, show_default=True,
@@ -70,7 +71,7 @@ def export(ckpt, out):
               help="finetune: std of Gaussian noise added to D's training inputs (instance noise); the held-out "
                    "loss is measured on clean inputs.")
 @click.option("--n", "n", type=count(2, 10 ** 7), default=5000, show_default=True,
-              help="platt/isotonic: real and generated samples, each, to fit the map on.")
+              help="platt/isotonic/head: real and generated samples, each, to fit on.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Calibrated checkpoint to write.")
@@ -90,6 +91,11 @@ def calibrate(ckpt, factory, method, steps, batch_size, lr, n_heldout, eval_ever
                f"{done['steps_run']} steps, stopped by {done['stopped']}")
         if not done["improved"]:
             how += "; no step improved on the start, so the discriminator is unchanged"
+    elif done["kind"] == "head":
+        held = done["heldout_loss"]
+        how = (f"last layer refitted on {done['features']} features, held-out logistic loss {held['first']:.3f} -> "
+               f"{held['best']:.3f}" + (f" (L2 strength {done['strength']:g})" if done["improved"] else
+                                        "; no refit improved on the start, so the discriminator is unchanged"))
     elif done["kind"] == "platt":
         how = f"Platt map {done['a']:.4g} * score + {done['b']:.4g} (on Langevin: temperature / {done['a']:.4g})"
     else:

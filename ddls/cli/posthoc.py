@@ -16,13 +16,13 @@ from ..errors import DDLSError
 
 def calibration_params() -> list[click.Option]:
     return [
-        click.Option(["--calibration"], type=click.Choice(["raw", "platt", "logistic", "isotonic", "finetune"]),
+        click.Option(["--calibration"], type=click.Choice(["raw", "platt", "logistic", "isotonic", "finetune", "head"]),
                      default="raw", show_default=True,
                      help="Map the discriminator's score to a calibrated logit, fitted on held-out real and "
-                          "generated samples (post-hoc methods and compare); logistic = platt. The same code as "
-                          "`ddls calibrate --method`."),
+                          "generated samples (post-hoc methods and compare); logistic = platt; head refits D's "
+                          "last layer exactly. The same code as `ddls calibrate --method`."),
         click.Option(["--calibration-n"], type=click.IntRange(min=2), default=5000, show_default=True,
-                     help="Real and generated samples each, for platt/isotonic calibration."),
+                     help="Real and generated samples each, for platt/isotonic/head calibration."),
         click.Option(["--calibration-steps", "finetune_steps"], type=click.IntRange(min=1), default=2000,
                      show_default=True, help="Most fine-tuning steps for --calibration finetune (early-stopped on "
                                              "held-out data, as in `ddls calibrate`)."),
@@ -75,12 +75,12 @@ def refuse_other_methods(chosen, calibration: str) -> None:
     from ..calibration.methods import canonical
     from ..posthoc.registry import methods
 
-    fitted, tuned = "--calibration platt/isotonic", "--calibration finetune"
+    fitted, tuned = "--calibration platt/isotonic/head", "--calibration finetune"
     owner = {s.name: (s.flag, m.name) for m in methods() for s in m.settings}
     owner.update({"calibration_n": ("--calibration-n", fitted), "finetune_steps": ("--calibration-steps", tuned)})
     used = set(chosen)
     kind = canonical(calibration)  # logistic is platt
-    if kind in ("platt", "isotonic"):
+    if kind in ("platt", "isotonic", "head"):
         used.add(fitted)
     if kind == "finetune":
         used.add(tuned)
