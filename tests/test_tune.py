@@ -99,6 +99,48 @@ def test_when_the_whole_half_cannot_go_on_the_best_go_on_at_a_larger_n(one_threa
     assert result.rounds[-1]["spent"] <= 0.75 * 7e4  # the search kept to its share of the budget
 
 
+def test_a_calibration_searched_by_tune_can_make_the_recipe():
+    # data N(0, I), generator N(mu, I): the log ratio -mu . x + |mu|^2 / 2 is linear in D's features (x),
+    # but D's head is zero, so raw candidates have nothing to follow; refitted ([head]) they have the exact one
+    mu = (1.5, 0.0)
+    first, head = nn.Linear(2, 2), nn.Linear(2, 1)
+    with torch.no_grad():
+        first.weight.copy_(torch.eye(2))
+        first.bias.zero_()
+        head.weight.zero_()
+        head.bias.zero_()
+    model = gaussian_model(nn.Sequential(first, head), mu=mu)
+    grid = [Recipe("ddls", 1.0, {"steps": 60, "eps": 0.05}, calibration=c) for c in ("raw", "head")]
+
+    def draw_real(n, gen):
+        return torch.randn(n, 2, generator=gen, device=gen.device)
+
+    scorer = points_scorer(standard_normal, "N(0, I)", CONFIG.resamples)
+    result = tune(model, grid, scorer, points_scorer(standard_normal, "report", CONFIG.resamples), CONFIG,
+                  draw_real=draw_real)
+    assert result.improved and result.recipe.calibration == "head" and result.recipe.method == "ddls"
+    assert result.calibrations["head"]["improved"] and result.calibrations["raw"]["kind"] == "raw"
+    rows = {r["candidate"]: r for r in result.rows}
+    assert rows["ddls[head] T=1 steps=60 eps=0.05"]["status"] == "chosen"
+    assert rows["ddls T=1 steps=60 eps=0.05"]["vs_generator_lo"] <= 0 <= rows["ddls T=1 steps=60 eps=0.05"][
+        "vs_generator_hi"]  # a zero head moves nothing the prior would not
+
+
+def test_tune_cli_searches_calibrations_and_refuses_those_it_cannot_fit(tmp_path):
+    tuned = tmp_path / "tuned.pt"
+    r = invoke("tune", "--ckpt", SHIPPED, "--out", tuned, "--budget", "2e5evals", "--methods", "ddls",
+               "--calibrations", "raw,head", "--temperatures", "1", "--eps", "1e-3", "--steps", 10,
+               "--n-start", 64, "--n-max", 64, "--n-report", 64, "--bootstrap", 10, "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert [row["candidate"] for row in out["rows"]] == ["generator", "ddls T=1 steps=10 eps=0.001",
+                                                         "ddls[head] T=1 steps=10 eps=0.001"]
+    assert out["calibrations"]["head"]["kind"] == "head" and "calibration head:" in r.stderr
+    line = one_line_error(invoke("tune", "--ckpt", SHIPPED, "--out", tmp_path / "t.pt", "--calibrations",
+                                 "raw,finetune"))
+    assert "tune searches the calibrations raw, platt, head" in line and "ddls calibrate" in line
+
+
 def test_tuned_file_drives_sample_and_flags_override(tmp_path):
     tuned = tmp_path / "tuned.pt"
     recipe = Recipe("ddls", 0.3, {"steps": 7, "eps": 1e-3})

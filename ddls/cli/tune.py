@@ -27,6 +27,9 @@ TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generat
 @click.option("--methods", default="ddls,mala,dgflow,dot,drs,mhgan", show_default=True,
               help="Methods to search (comma-separated; sir only when named); the generator alone is always the "
                    "baseline.")
+@click.option("--calibrations", default="raw", show_default=True,
+              help="Calibrations to search, each fitted once with --seed and tried with every candidate "
+                   "(raw, platt, head; comma-separated); a recipe's calibration is refitted by `ddls sample`.")
 @click.option("--temperatures", default="1,0.3,0.1", show_default=True, help="DDLS temperatures to try.")
 @click.option("--eps", "eps_values", default="1e-2,1e-3,1e-4", show_default=True,
               help="DDLS step sizes to try (MALA tries the first two).")
@@ -55,8 +58,8 @@ TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generat
 @click.option("--chunk-size", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows, the recipe and the report as JSON.")
-def tune(ckpt, disc, label, out, budget, methods, temperatures, eps_values, steps, n_start, n_max, n_report, data,
-         stats, features, ref_n, classifier, resamples, seed, chunk_size, device, as_json):
+def tune(ckpt, disc, label, out, budget, methods, calibrations, temperatures, eps_values, steps, n_start, n_max,
+         n_report, data, stats, features, ref_n, classifier, resamples, seed, chunk_size, device, as_json):
     """Search post-hoc samplers x step size x temperature for the best samples within a budget.
 
     Successive halving: every candidate on few samples, the better half on twice as many, and
@@ -68,9 +71,10 @@ def tune(ckpt, disc, label, out, budget, methods, temperatures, eps_values, step
     from ..sampling.run import load_energy
     from ..sampling.sweep import format_table
     from ..tuning import TuneConfig, default_grid, parse_budget, tune as run_tune, write_tuned
-    from ..tuning.grid import parse_list, parse_methods
+    from ..tuning.grid import parse_calibrations, parse_list, parse_methods
 
     chosen = parse_methods(methods)
+    calibrated = parse_calibrations(calibrations)
     temps, eps = parse_list(temperatures, "temperatures"), parse_list(eps_values, "step sizes")
     model, energy = load_energy(ckpt, device, disc=disc, label=label)
     config = TuneConfig(parse_budget(budget, energy.device.type), n_start=min(n_start, n_max), n_max=n_max,
@@ -80,18 +84,21 @@ def tune(ckpt, disc, label, out, budget, methods, temperatures, eps_values, step
     if draw_real is None and "mhgan" in chosen:
         chosen = tuple(m for m in chosen if m != "mhgan")
         echo_err("leaving out mhgan: it starts its chains at real samples, and there are none to draw")
-    candidates = default_grid(chosen, temperatures=temps, eps=eps, steps=steps)
+    if draw_real is None and calibrated != ("raw",):
+        raise DDLSError("calibrations other than raw are fitted on real samples, and there are none to draw; pass "
+                        "--data or tune with --calibrations raw")
+    candidates = default_grid(chosen, temperatures=temps, eps=eps, steps=steps, calibrations=calibrated)
     echo_err(f"tuning {len(candidates)} candidates + the generator alone within {config.budget.describe()}")
     result = run_tune(model, candidates, validation, report, config, draw_real=draw_real, echo=echo_err)
     record = {"ckpt": str(ckpt), "disc": disc, "data": source, "metric": result.metric, "improved": result.improved,
               "budget": {"amount": config.budget.amount, "unit": config.budget.unit}, "spent": result.spent,
-              "seed": seed, "rounds": result.rounds, "report": result.report,
+              "seed": seed, "rounds": result.rounds, "report": result.report, "calibrations": result.calibrations,
               "validation": next(r for r in result.rows if r["status"] in ("chosen",))}
     form = write_tuned(ckpt, out, result.recipe, record, disc=disc)
     if as_json:
         click.echo(json.dumps({"metric": result.metric, "rows": result.rows, "recipe": result.recipe.to_dict(),
                                "improved": result.improved, "report": result.report, "spent": result.spent,
-                               "budget": record["budget"]}))
+                               "budget": record["budget"], "calibrations": result.calibrations}))
     else:
         click.echo(f"validation {result.metric} (score; vs_generator: score minus the generator's, paired), "
                    f"95% intervals:")

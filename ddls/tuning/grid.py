@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import DDLSError
 from .recipe import GENERATOR, Recipe
@@ -16,6 +16,8 @@ LANGEVIN_STEPS = 100
 DEFAULT_METHODS = ("ddls", "mala", "dgflow", "dot", "drs", "mhgan")
 SIR_TEMPERATURES = (1.0, 3.0, 10.0)  # T > 1 flattens the weights of an over-confident fine-tuned D
 AUTO_MINUTES = {"cpu": 20.0, "cuda": 2.0}
+# head is fitted once per search (seconds to a minute or two); finetune's schedule is the user's to set
+CALIBRATIONS = ("raw", "platt", "head")
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,23 @@ def parse_methods(text: str) -> tuple[str, ...]:
     return methods
 
 
+def parse_calibrations(text: str) -> tuple[str, ...]:
+    """Calibrations to search: raw (the score as it is) and those that need no hand-set schedule."""
+    from ..calibration.maps import canonical
+
+    names = tuple(dict.fromkeys(canonical(c.strip()) for c in str(text).split(",") if c.strip()))
+    refused = [c for c in names if c not in CALIBRATIONS]
+    if refused or not names:
+        raise DDLSError(f"tune searches the calibrations {', '.join(CALIBRATIONS)}; got {text!r} (fine-tune with "
+                        f"`ddls calibrate` first and tune the file it writes)")
+    return names
+
+
 def default_grid(methods: tuple[str, ...] = DEFAULT_METHODS, *, temperatures: tuple[float, ...] = TEMPERATURES,
-                 eps: tuple[float, ...] = EPS, steps: int = LANGEVIN_STEPS) -> list[Recipe]:
-    """The candidates: DDLS over eps x T, a few settings of each other method (T = 1 unless noted)."""
+                 eps: tuple[float, ...] = EPS, steps: int = LANGEVIN_STEPS,
+                 calibrations: tuple[str, ...] = ("raw",)) -> list[Recipe]:
+    """The candidates: DDLS over eps x T, a few settings of each other method (T = 1 unless noted), each on
+    every calibration in `calibrations`."""
     grids = {
         "ddls": [Recipe("ddls", t, {"steps": steps, "eps": e}) for t in temperatures for e in eps],
         "mala": [Recipe("mala", 1.0, {"steps": steps, "eps": e}) for e in eps[:2]],
@@ -88,7 +104,7 @@ def default_grid(methods: tuple[str, ...] = DEFAULT_METHODS, *, temperatures: tu
         "mhgan": [Recipe("mhgan", 1.0, {"mh_chain_length": k}) for k in (20, 100)],
         "sir": [Recipe("sir", t, {"sir_pool_factor": 10}) for t in SIR_TEMPERATURES],
     }
-    return [r for m in methods for r in grids[m]]
+    return [replace(r, calibration=c) for c in calibrations for m in methods for r in grids[m]]
 
 
 def evaluations_per_sample(recipe: Recipe, n: int) -> float:

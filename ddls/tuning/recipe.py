@@ -57,7 +57,8 @@ class Recipe:
             return GENERATOR
         shown = " ".join(f"{SHORT.get(k, k)}={v:g}" if isinstance(v, float) else f"{SHORT.get(k, k)}={v}"
                          for k, v in self.options.items())
-        return f"{self.method} T={self.temperature:g} {shown}".strip()
+        on = "" if self.calibration == "raw" else f"[{self.calibration}]"
+        return f"{self.method}{on} T={self.temperature:g} {shown}".strip()
 
     def to_dict(self) -> dict:
         return {"method": self.method, "temperature": self.temperature, "options": dict(self.options),

@@ -5,14 +5,15 @@ Round r runs every surviving candidate on n_r samples from the same latents (see
 scores each against the round's validation reference with a bootstrap interval, and keeps the
 better half by score; n doubles each round (up to n_max) while the next round's forecast cost
 fits the search share of the budget. When the whole half does not fit, as many of its best as
-fit go on (at least the best one, against the generator, at a larger n). The generator alone runs in every round as the baseline:
-each candidate's `vs_generator` is the paired bootstrap interval of its score minus the
-generator's (ddls.metrics.intervals.difference). The best finalist becomes the recipe only if
+fit go on (at least the best one, against the generator, at a larger n). The generator alone
+runs in every round as the baseline: each candidate's `vs_generator` is the paired bootstrap
+interval of its score minus the generator's (ddls.metrics.intervals.difference). The best finalist becomes the recipe only if
 that interval lies below 0; otherwise the recipe is the generator alone. The report then
 scores the recipe and the generator on fresh latents against the report reference.
 
 The budget counts wall time (sampling and scoring, after the references are loaded) or
-network evaluations (passes through G and D, as ddls.posthoc counts them).
+network evaluations (passes through G and D, as ddls.posthoc counts them). Calibrations other
+than raw are fitted once, before round 0, and their cost comes out of the search's share.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import numpy as np
 from .._torch import derived_seed
 from ..errors import DDLSError
 from ..metrics.intervals import Bootstrapped, Score, difference
+from ..sampling.energy import LatentEnergy
 from .grid import Budget, evaluations_per_sample
 from .recipe import GENERATOR, Recipe
 from .scoring import Scorer
@@ -90,6 +92,7 @@ class TuneResult:
     budget: Budget
     spent: float  # in the budget's unit
     rounds: list[dict] = field(default_factory=list)
+    calibrations: dict = field(default_factory=dict)  # what each searched calibration fitted
 
 
 class _Meter:
@@ -101,24 +104,46 @@ class _Meter:
 
 
 class _Runner:
-    """Runs recipes on one model: one logit per temperature, shared by the candidates."""
+    """Runs recipes on one model: each calibration fitted once (at T = 1, with the search's seed, as
+    `ddls sample --seed` refits it from TUNED.pt), one logit per (calibration, temperature)."""
 
-    def __init__(self, model, chunk_size: int, draw_real, meter: _Meter):
-        self.model, self.chunk_size, self.draw_real, self.meter = model, chunk_size, draw_real, meter
-        self._targets = {}
+    def __init__(self, model, chunk_size: int, draw_real, meter: _Meter, seed: int = 0):
+        self.model, self.chunk_size, self.draw_real, self.meter, self.seed = model, chunk_size, draw_real, meter, seed
+        self._calibrated, self._targets = {}, {}
 
-    def target(self, temperature: float):
+    def calibrated(self, calibration: str):
+        """The T = 1 target of `calibration`, fitted on first use (its passes through D counted)."""
         from ..posthoc import make_target
 
-        if temperature not in self._targets:
-            self._targets[temperature] = make_target(self.model.energy(temperature=temperature), "raw")[0]
-        return self._targets[temperature]
+        if calibration not in self._calibrated:
+            target, record = make_target(self.model.energy(), calibration, self.draw_real, seed=self.seed)
+            self.meter.evaluations += record["evaluations"]
+            self._calibrated[calibration] = (target, record["calibration"])
+        return self._calibrated[calibration][0]
+
+    def target(self, temperature: float, calibration: str = "raw"):
+        from dataclasses import replace
+
+        key = (temperature, calibration)
+        if key not in self._targets:
+            base = self.calibrated(calibration)
+            energy = base.energy
+            at_t = LatentEnergy(energy.generator, energy.discriminator, energy.latent_shape, kind=energy.kind,
+                                temperature=temperature, sigma=energy.sigma, label=energy.label,
+                                select=energy.select, score_map=energy.score_map)
+            self._targets[key] = replace(base, energy=at_t)
+        return self._targets[key]
+
+    def records(self) -> dict:
+        """What each calibration fitted, by name."""
+        return {name: record for name, (_, record) in self._calibrated.items()}
 
     def sample(self, recipe: Recipe, n: int, seed: int) -> tuple[np.ndarray, int]:
         from ..posthoc import default_config, run
 
         config = default_config(recipe.method, chunk_size=self.chunk_size, **recipe.options)
-        result = run(recipe.method, self.target(recipe.temperature), n, config, seed=seed, draw_real=self.draw_real)
+        result = run(recipe.method, self.target(recipe.temperature, recipe.calibration), n, config, seed=seed,
+                     draw_real=self.draw_real)
         self.meter.evaluations += result.evaluations
         return result.samples.numpy(), result.evaluations
 
@@ -171,11 +196,15 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
     if not candidates:
         raise DDLSError("no candidates to tune: give at least one method")
     meter = _Meter(config.budget)
-    runner = _Runner(model, config.chunk_size, draw_real, meter)
+    runner = _Runner(model, config.chunk_size, draw_real, meter, config.seed)
     limit = config.budget.amount * (1 - config.report_share)
     generator = Entry(Recipe(GENERATOR))
     entries = [Entry(c) for c in candidates]
-    n = _first_round_size(runner, validation, entries, config, limit)
+    for calibration in dict.fromkeys(c.calibration for c in candidates):  # fitted first: the rounds get what is left
+        runner.calibrated(calibration)
+        if calibration != "raw":
+            echo(f"calibration {calibration}: {_fitted(runner.records()[calibration])} ({_spent(meter)} spent)")
+    n = _first_round_size(runner, validation, entries, config, limit - meter.spent())
     alive, stage, rounds = entries, 0, []
     while True:
         seed = derived_seed(config.seed, VALIDATION_STREAM, stage)
@@ -215,7 +244,7 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
     generator.status = "baseline" if improved else "chosen"
     shown = _report(runner, report, recipe, best if improved else None, generator, config, meter)
     return TuneResult(validation.metric, [generator.row()] + [e.row() for e in entries], recipe, improved, shown,
-                      config.budget, meter.spent(), rounds)
+                      config.budget, meter.spent(), rounds, runner.records())
 
 
 def _fitting(keep: list[Entry], generator: Entry, growth: float, left: float) -> int:
@@ -229,6 +258,14 @@ def _fitting(keep: list[Entry], generator: Entry, growth: float, left: float) ->
         if cost > left:
             return k
     return len(keep)
+
+
+def _fitted(record: dict) -> str:
+    if record.get("kind") == "raw":
+        return "the score as it is"
+    if record.get("kind") == "platt":
+        return f"a = {record['a']:.4g}, b = {record['b']:.4g}"
+    return record.get("note", record.get("kind", ""))
 
 
 def _spent(meter: _Meter) -> str:
