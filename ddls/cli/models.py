@@ -81,6 +81,8 @@ def calibrate(ckpt, factory, method, steps, batch_size, lr, n_heldout, eval_ever
     from .._torch import resolve_device
     from ..calibration.run import calibrate_file
 
+    _refuse_unused(method)
+
     done = calibrate_file(ckpt, out, method=method, device=resolve_device(device), steps=steps,
                           batch_size=batch_size, lr=lr, n_heldout=n_heldout, eval_every=eval_every,
                           patience=patience, n=n, seed=seed, factory=factory, layers=layers, noise=noise)
@@ -101,3 +103,25 @@ def calibrate(ckpt, factory, method, steps, batch_size, lr, n_heldout, eval_ever
     else:
         how = f"isotonic map with {done['knots']} knots (for drs and mhgan; gradient samplers refuse it)"
     echo_err(f"wrote {out}: {how}; energy kind now {done['energy']!r}")
+
+
+# which `ddls calibrate` options each method reads; one given to a method that ignores it is refused
+CALIBRATE_OPTIONS = {
+    "finetune": ("steps", "batch_size", "lr", "n_heldout", "eval_every", "patience", "layers", "noise"),
+    "head": ("n", "n_heldout"), "platt": ("n",), "isotonic": ("n",),
+}
+
+
+def _refuse_unused(method: str) -> None:
+    from click.core import ParameterSource
+
+    from ..calibration.maps import canonical
+
+    used = CALIBRATE_OPTIONS.get(canonical(method), ())
+    ctx = click.get_current_context()
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    for name in dict.fromkeys(n for names in CALIBRATE_OPTIONS.values() for n in names):
+        if name not in used and ctx.get_parameter_source(name) in given:
+            takers = [m for m, names in CALIBRATE_OPTIONS.items() if name in names]
+            raise DDLSError(f"--{name.replace('_', '-')} is an option of --method {'/'.join(takers)}, not of "
+                            f"{method}; drop it or choose that method")
