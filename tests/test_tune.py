@@ -139,6 +139,16 @@ def test_tune_cli_searches_calibrations_and_refuses_those_it_cannot_fit(tmp_path
     line = one_line_error(invoke("tune", "--ckpt", SHIPPED, "--out", tmp_path / "t.pt", "--calibrations",
                                  "raw,finetune"))
     assert "tune searches the calibrations raw, platt, head" in line and "ddls calibrate" in line
+    # a raw critic tuned on raw alone: one note names the calibration it could also try
+    raw_critic = SHIPPED.with_name("gmm25_wgangp_raw.pt")
+    args = ["--budget", "2e4evals", "--methods", "drs", "--n-start", 32, "--n-max", 32, "--n-report", 32,
+            "--bootstrap", 5]
+    r = invoke("tune", "--ckpt", raw_critic, "--out", tmp_path / "c.pt", *args)
+    assert r.exit_code == 0, r.output
+    assert "this critic is no logit; --calibrations raw,head" in r.stderr
+    r = invoke("tune", "--ckpt", SHIPPED, "--out", tmp_path / "l.pt", *args)
+    assert r.exit_code == 0, r.output
+    assert "no logit" not in r.stderr
 
 
 def test_tuned_file_drives_sample_and_flags_override(tmp_path):

@@ -87,6 +87,9 @@ def tune(ckpt, disc, label, out, budget, methods, calibrations, temperatures, ep
     if draw_real is None and calibrated != ("raw",):
         raise DDLSError("calibrations other than raw are fitted on real samples, and there are none to draw; pass "
                         "--data or tune with --calibrations raw")
+    if energy.kind == "wgan" and calibrated == ("raw",) and draw_real is not None:
+        echo_err("note: this critic is no logit; --calibrations raw,head also tries it with its last layer refitted "
+                 "as one (docs/results.md: on a WGAN-GP that made the recipe)")
     candidates = default_grid(chosen, temperatures=temps, eps=eps, steps=steps, calibrations=calibrated)
     echo_err(f"tuning {len(candidates)} candidates + the generator alone within {config.budget.describe()}")
     result = run_tune(model, candidates, validation, report, config, draw_real=draw_real, echo=echo_err)
