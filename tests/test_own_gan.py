@@ -99,6 +99,15 @@ def test_sweep_compare_inspect_and_calibrate_take_the_model(saved, tmp_path):
     assert calibrated.meta["format"] == "own" and calibrated.meta["config"]["calibration"]["steps"] == 3
     assert not torch.equal(calibrated.discriminator.net[0].weight, model.discriminator.net[0].weight.cpu())
     torch.testing.assert_close(calibrated.generator.net[0].weight, model.generator.net[0].weight.cpu())
+    # head: only D's last layer is refitted, and the file is again one of your own
+    r = invoke("calibrate", "--ckpt", ckpt, "--method", "head", "--n", "300", "--n-heldout", "100",
+               "--out", tmp_path / "head.pt")
+    assert r.exit_code == 0, r.output
+    head = ddls.load_any(tmp_path / "head.pt")
+    assert head.meta["format"] == "own" and head.meta["config"]["calibration"]["kind"] == "head"
+    torch.testing.assert_close(head.discriminator.net[0].weight, model.discriminator.net[0].weight.cpu())
+    assert head.meta["config"]["calibration"]["improved"] != torch.equal(
+        head.discriminator.net[2].weight, model.discriminator.net[2].weight.cpu())
 
 
 def test_factories_may_return_a_model_or_wrap_arguments(tmp_path):
