@@ -7,9 +7,10 @@ better half by score; n doubles each round (up to n_max) while the next round's 
 fits the search share of the budget. When the whole half does not fit, as many of its best as
 fit go on (at least the best one, against the generator, at a larger n). The generator alone
 runs in every round as the baseline: each candidate's `vs_generator` is the paired bootstrap
-interval of its score minus the generator's (ddls.metrics.intervals.difference). The best finalist becomes the recipe only if
-that interval lies below 0; otherwise the recipe is the generator alone. The report then
-scores the recipe and the generator on fresh latents against the report reference.
+interval of its score minus the generator's (ddls.metrics.intervals.difference). The best
+finalist becomes the recipe only if that interval lies below 0; otherwise the recipe is the
+generator alone. The report then scores the recipe and the generator on fresh latents against
+the report reference.
 
 The budget counts wall time (sampling and scoring, after the references are loaded) or
 network evaluations (passes through G and D, as ddls.posthoc counts them). Calibrations other
