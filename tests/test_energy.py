@@ -37,6 +37,20 @@ def test_temperature_divides_the_logit():
     torch.testing.assert_close(LatentEnergy(g, d, 2, temperature=4.0)(z), hand_energy(z, 4.0))
 
 
+def test_replaced_changes_only_what_is_named_and_checks_it():
+    g, d = models()
+    z = torch.randn(6, 2, device=DEVICE)
+    energy = LatentEnergy(g, d, 2, kind="wgan", score_map=lambda s: 2 * s)
+    colder = energy.replaced(temperature=4.0)
+    assert colder.generator is g and colder.discriminator is d and colder.kind == "wgan"
+    assert colder.score_map is energy.score_map and energy.temperature == 1.0  # the original is untouched
+    torch.testing.assert_close(colder(z), hand_energy(z, 2.0))  # the map doubles the logit, T = 4 quarters it
+    with pytest.raises(DDLSError, match="temperature must be > 0"):
+        energy.replaced(temperature=0.0)
+    with pytest.raises(TypeError, match="no argument"):
+        energy.replaced(temprature=2.0)
+
+
 def test_wgan_and_ae_scores():
     g, d = models()
     z = torch.randn(4, 2, device=DEVICE)

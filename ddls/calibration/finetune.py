@@ -178,8 +178,7 @@ def last_layer(d: torch.nn.Module) -> torch.nn.Module:
 def _with(energy: LatentEnergy, d, score_map) -> LatentEnergy:
     """`energy` with discriminator d and score map `score_map`; a WGAN critic so calibrated is a logit."""
     kind = "gan" if energy.kind == "wgan" else energy.kind  # same score function, now read as a logit
-    return LatentEnergy(energy.generator, d, energy.latent_shape, kind=kind, temperature=energy.temperature,
-                        sigma=energy.sigma, label=energy.label, select=energy.select, score_map=score_map)
+    return energy.replaced(discriminator=d, kind=kind, score_map=score_map)
 
 
 def _affine_start(energy: LatentEnergy, draw_train: Draw, cfg: FinetuneConfig,

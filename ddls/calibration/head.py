@@ -24,7 +24,7 @@ from .._torch import derived_seed, frozen, make_generator
 from ..errors import DDLSError
 from ..sampling.energy import SCORES, LatentEnergy
 from .finetune import HELDOUT_STREAM, NOT_A_LOGIT, TRAIN_STREAM, _with, last_layer
-from .heldout import Draw, draw_heldout, excluding
+from .heldout import Draw, _chunks, draw_heldout, excluding
 from .maps import Calibration, fit
 
 STRENGTHS = (1e-1, 1e-2, 1e-3, 1e-4)  # L2 penalties on v tried, strongest first (each fit starts from the last)
@@ -147,7 +147,7 @@ class _Features:
         handle = self.layer.register_forward_hook(lambda m, inputs, output: seen.update(h=inputs[0], o=output))
         try:
             with torch.no_grad(), frozen(self.energy.generator, self.d):
-                for k in [min(CHUNK, n - i) for i in range(0, n, CHUNK)]:
+                for k in _chunks(n, CHUNK):
                     x = draw(k)
                     raw = self.d(x)
                     score = SCORES[self.energy.kind](self.energy.select(raw)).reshape(-1)

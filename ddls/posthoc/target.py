@@ -58,10 +58,7 @@ class LatentLogit:
         if not self.calibration.a > 0:
             raise DDLSError(f"Platt (logistic) calibration found slope {self.calibration.a:.3g} <= 0: the discriminator "
                             f"ranks generated samples above real ones; it cannot guide sampling")
-        e = self.energy
-        return LatentEnergy(e.generator, e.discriminator, e.latent_shape, kind=e.kind,
-                            temperature=e.temperature / self.calibration.a, sigma=e.sigma, label=e.label,
-                            select=e.select, score_map=e.score_map)
+        return self.energy.replaced(temperature=self.energy.temperature / self.calibration.a)
 
 
 @dataclass

@@ -181,6 +181,18 @@ class LatentEnergy:
             raise DDLSError(f"generator returned {type(x).__name__}, expected a tensor of samples")
         return tuple(x.shape[1:])
 
+    def replaced(self, **changes: Any) -> "LatentEnergy":
+        """This energy with some of its arguments changed (the networks shared unless replaced), checked
+        as a new one is: e.g. `energy.replaced(temperature=0.1)`."""
+        args = dict(generator=self.generator, discriminator=self.discriminator, latent_shape=self.latent_shape,
+                    kind=self.kind, temperature=self.temperature, sigma=self.sigma, label=self.label,
+                    select=self.select, score_map=self.score_map)
+        unknown = sorted(set(changes) - set(args))
+        if unknown:
+            raise TypeError(f"LatentEnergy has no argument(s) {', '.join(unknown)}")
+        args.update(changes)
+        return LatentEnergy(args.pop("generator"), args.pop("discriminator"), args.pop("latent_shape"), **args)
+
     def _with_label(self, label: int | Tensor | None) -> "LatentEnergy":
         view = copy.copy(self)  # shares the networks; only the label differs
         view.label = label

@@ -28,7 +28,6 @@ import numpy as np
 from .._torch import derived_seed
 from ..errors import DDLSError
 from ..metrics.intervals import Bootstrapped, Score, difference
-from ..sampling.energy import LatentEnergy
 from .grid import Budget, evaluations_per_sample
 from .recipe import GENERATOR, Recipe
 from .scoring import Scorer
@@ -128,11 +127,7 @@ class _Runner:
         key = (temperature, calibration)
         if key not in self._targets:
             base = self.calibrated(calibration)
-            energy = base.energy
-            at_t = LatentEnergy(energy.generator, energy.discriminator, energy.latent_shape, kind=energy.kind,
-                                temperature=temperature, sigma=energy.sigma, label=energy.label,
-                                select=energy.select, score_map=energy.score_map)
-            self._targets[key] = replace(base, energy=at_t)
+            self._targets[key] = replace(base, energy=base.energy.replaced(temperature=temperature))
         return self._targets[key]
 
     def records(self) -> dict:
