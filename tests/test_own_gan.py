@@ -108,6 +108,31 @@ def test_sweep_compare_inspect_and_calibrate_take_the_model(saved, tmp_path):
     torch.testing.assert_close(head.discriminator.net[0].weight, model.discriminator.net[0].weight.cpu())
     assert head.meta["config"]["calibration"]["improved"] != torch.equal(
         head.discriminator.net[2].weight, model.discriminator.net[2].weight.cpu())
+    # platt: the map is stored in the file and the loaded energy applies it
+    r = invoke("calibrate", "--ckpt", ckpt, "--method", "platt", "--n", "300", "--out", tmp_path / "platt.pt")
+    assert r.exit_code == 0, r.output
+    platt = ddls.load_any(tmp_path / "platt.pt")
+    assert platt.meta["format"] == "own" and platt.score_map.kind == "platt" and platt.energy_kind == "gan"
+    rec = platt.meta["config"]["calibration"]
+    assert (platt.score_map.a, platt.score_map.b) == (rec["a"], rec["b"])
+    x = torch.randn(5, 2)
+    raw = model.discriminator.cpu()(x).reshape(-1)
+    torch.testing.assert_close(platt.energy().score(x), rec["a"] * raw + rec["b"])
+
+
+def test_save_keeps_a_calibration_map_and_refuses_a_function_of_your_own(saved, tmp_path):
+    from ddls.calibration.maps import Calibration
+    from ddls.errors import DDLSError
+
+    model, _ = saved
+    energy = model.energy().replaced(score_map=Calibration("platt", a=2.5, b=-1.0))
+    ddls.save(energy, tmp_path / "e.pt")
+    back = ddls.load_any(tmp_path / "e.pt")
+    assert back.score_map == Calibration("platt", a=2.5, b=-1.0)
+    x = torch.randn(4, 2)
+    torch.testing.assert_close(back.energy().score(x), energy.score(x))
+    with pytest.raises(DDLSError, match="score maps made by ddls's calibrations only"):
+        ddls.save(model.energy().replaced(score_map=lambda s: 2 * s), tmp_path / "f.pt")
 
 
 def test_factories_may_return_a_model_or_wrap_arguments(tmp_path):

@@ -29,9 +29,6 @@ def calibrate_file(ckpt: str, out: str, *, method: str = "finetune", device="cpu
     if canonical(method) == "raw":
         raise DDLSError("raw calibration changes nothing; choose platt, isotonic, finetune or head")
     mine = factory is not None or own.detect(read_checkpoint(ckpt), ckpt)
-    if mine and canonical(method) not in ("finetune", "head"):
-        raise DDLSError("your own networks are calibrated by fine-tuning (finetune or head); platt and isotonic "
-                        "maps are stored in ddls checkpoints only")
     if mine:
         from ..formats import load_any
 
@@ -51,11 +48,7 @@ def calibrate_file(ckpt: str, out: str, *, method: str = "finetune", device="cpu
               "energy": kind, "evaluations": result.evaluations,
               "score_map": None if stored is None else stored.to_dict()}
     if mine:
-        if stored is not None and canonical(method) == "head":
-            raise DDLSError("this discriminator's refitted head needs a score map on top (its last layer is "
-                            "spectral-normalised or has no bias), which `ddls.save` files cannot store; use "
-                            "--method finetune --layers last")
-        model.discriminator, model.energy_kind = result.energy.discriminator, kind
+        model.discriminator, model.energy_kind, model.score_map = result.energy.discriminator, kind, stored
         model.meta["config"] = {**(model.meta.get("config") or {}), "calibration": record}
         own.save(model, out)
         return record

@@ -1,7 +1,8 @@
 """Your own networks: checkpoints written by `ddls.save`, and state-dict files read through a factory.
 
 `ddls.save` writes the state dicts of G and D with the factory that builds them (its name
-and arguments) and what the energy needs (latent shape, energy kind, data). Loading calls
+and arguments) and what the energy needs (latent shape, energy kind, data, the score map a
+calibration put on D's score). Loading calls
 the factory again (see ddls.models.factory) and fills in the weights, strictly.
 """
 from __future__ import annotations
@@ -35,11 +36,11 @@ def save(model_or_energy: Any, path: str | os.PathLike) -> Path:
 
     x = model_or_energy
     if isinstance(x, Model):
-        g, d, latent, kind = x.generator, x.discriminator, x.latent_shape, x.energy_kind
+        g, d, latent, kind, score_map = x.generator, x.discriminator, x.latent_shape, x.energy_kind, x.score_map
         data, classes, label = x.data, x.num_classes, x.label
         extra = {k: v for k, v in (x.meta or {}).items() if k in EXTRA_META}
     elif isinstance(x, LatentEnergy):
-        g, d, latent, kind = x.generator, x.discriminator, x.latent_shape, x.kind
+        g, d, latent, kind, score_map = x.generator, x.discriminator, x.latent_shape, x.kind, x.score_map
         data, classes, label, extra = None, 0, x.label, {}
     else:
         raise DDLSError(f"ddls.save takes a Model (from ddls.wrap, ddls.train or a load) or a LatentEnergy, "
@@ -48,8 +49,14 @@ def save(model_or_energy: Any, path: str | os.PathLike) -> Path:
     if origin is None:
         raise DDLSError("ddls.save cannot tell how to rebuild these networks: build them with a function "
                         "marked @ddls.factory")
+    from ..calibration.maps import Calibration
+
+    if score_map is not None and not isinstance(score_map, Calibration):
+        raise DDLSError("ddls.save stores score maps made by ddls's calibrations only; this energy's score_map "
+                        "is a function of your own: save the model without it and pass it again when you load")
     info = {"latent_shape": list(latent), "energy": kind, "data": data, "num_classes": int(classes),
-            "label": label if isinstance(label, int) else None}
+            "label": label if isinstance(label, int) else None,
+            "score_map": None if score_map is None else score_map.state()}
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -88,6 +95,10 @@ def load(payload: Any, path: Path, disc: Any = None, disc_path: Path | None = No
     model.num_classes = info.get("num_classes") or model.num_classes
     if info.get("label") is not None and model.label is None:
         model.label = info["label"]
+    if info.get("score_map"):  # files written before score maps were stored have none
+        from ..calibration.maps import Calibration
+
+        model.score_map = Calibration.from_state(info["score_map"])
     model.meta = {**model.meta, **extra}
     return model
 
