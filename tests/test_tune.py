@@ -11,6 +11,7 @@ from torch import nn
 
 from conftest import Linear, invoke, one_line_error
 from ddls._torch import derived_seed, make_generator
+from ddls.errors import DDLSError
 from ddls.io.checkpoint import Model
 from ddls.metrics.intervals import difference
 from ddls.tuning import Budget, Recipe, TuneConfig, read_recipe, tune, write_tuned
@@ -143,12 +144,40 @@ def test_tune_cli_searches_calibrations_and_refuses_those_it_cannot_fit(tmp_path
     raw_critic = SHIPPED.with_name("gmm25_wgangp_raw.pt")
     args = ["--budget", "2e4evals", "--methods", "drs", "--n-start", 32, "--n-max", 32, "--n-report", 32,
             "--bootstrap", 5]
-    r = invoke("tune", "--ckpt", raw_critic, "--out", tmp_path / "c.pt", *args)
+    r = invoke("tune", "--ckpt", raw_critic, "--out", tmp_path / "c.pt", "--calibrations", "raw", *args)
     assert r.exit_code == 0, r.output
     assert "this critic is no logit; --calibrations raw,head" in r.stderr
-    r = invoke("tune", "--ckpt", SHIPPED, "--out", tmp_path / "l.pt", *args)
+    # by default (auto) a raw critic is searched raw and with its head refitted; a logit raw only
+    r = invoke("tune", "--ckpt", raw_critic, "--out", tmp_path / "c.pt", "--json", *args)
     assert r.exit_code == 0, r.output
-    assert "no logit" not in r.stderr
+    assert sorted(json.loads(r.stdout)["calibrations"]) == ["head", "raw"] and "calibration head:" in r.stderr
+    assert any("[head]" in row["candidate"] for row in json.loads(r.stdout)["rows"]) and "no logit" not in r.stderr
+    r = invoke("tune", "--ckpt", SHIPPED, "--out", tmp_path / "l.pt", "--json", *args)
+    assert r.exit_code == 0, r.output
+    assert list(json.loads(r.stdout)["calibrations"]) == ["raw"] and "no logit" not in r.stderr
+
+
+class _Total(nn.Module):
+    def forward(self, h):
+        return h.sum(1)
+
+
+def test_a_calibration_chosen_for_the_user_that_cannot_be_fitted_is_left_out():
+    # D's score is a sum, not a last layer's single output: the head cannot be refitted
+    model = Model(Linear(np.eye(2), (1.0, 0.0)), nn.Sequential(nn.Linear(2, 3), _Total()), (2,), "wgan")
+    grid = [Recipe("ddls", 1.0, {"steps": 5, "eps": 1e-3}, calibration=c) for c in ("raw", "head")]
+    scorer = points_scorer(standard_normal, "N(0, I)", 5)
+    config = TuneConfig(Budget(1e5, "evaluations"), n_start=32, n_max=32, n_report=32, resamples=5)
+
+    def draw_real(n, gen):
+        return torch.randn(n, 2, generator=gen, device=gen.device)
+
+    with pytest.raises(DDLSError, match="not a linear layer or convolution with one output"):
+        tune(model, grid, scorer, scorer, config, draw_real=draw_real)
+    said = []
+    result = tune(model, grid, scorer, scorer, config, draw_real=draw_real, optional=("head",), echo=said.append)
+    assert [r["candidate"] for r in result.rows] == ["generator", "ddls T=1 steps=5 eps=0.001"]
+    assert any(s.startswith("leaving out calibration head: ") for s in said) and list(result.calibrations) == ["raw"]
 
 
 def test_tuned_file_drives_sample_and_flags_override(tmp_path):

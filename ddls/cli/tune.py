@@ -27,9 +27,10 @@ TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generat
 @click.option("--methods", default="ddls,mala,dgflow,dot,drs,mhgan", show_default=True,
               help="Methods to search (comma-separated; sir only when named); the generator alone is always the "
                    "baseline.")
-@click.option("--calibrations", default="raw", show_default=True,
+@click.option("--calibrations", default="auto", show_default=True,
               help="Calibrations to search, each fitted once with --seed and tried with every candidate "
-                   "(raw, platt, head; comma-separated); a recipe's calibration is refitted by `ddls sample`.")
+                   "(raw, platt, head; comma-separated); a recipe's calibration is refitted by `ddls sample`. "
+                   "auto: raw and head for a critic that is no logit (WGAN, hinge), raw for the rest.")
 @click.option("--temperatures", default="1,0.3,0.1", show_default=True, help="DDLS temperatures to try.")
 @click.option("--eps", "eps_values", default="1e-2,1e-3,1e-4", show_default=True,
               help="DDLS step sizes to try (MALA tries the first two).")
@@ -74,7 +75,7 @@ def tune(ckpt, disc, label, out, budget, methods, calibrations, temperatures, ep
     from ..tuning.grid import parse_calibrations, parse_list, parse_methods
 
     chosen = parse_methods(methods)
-    calibrated = parse_calibrations(calibrations)
+    parse_calibrations(calibrations)  # a typo is refused before the model loads
     temps, eps = parse_list(temperatures, "temperatures"), parse_list(eps_values, "step sizes")
     model, energy = load_energy(ckpt, device, disc=disc, label=label)
     config = TuneConfig(parse_budget(budget, energy.device.type), n_start=min(n_start, n_max), n_max=n_max,
@@ -84,6 +85,8 @@ def tune(ckpt, disc, label, out, budget, methods, calibrations, temperatures, ep
     if draw_real is None and "mhgan" in chosen:
         chosen = tuple(m for m in chosen if m != "mhgan")
         echo_err("leaving out mhgan: it starts its chains at real samples, and there are none to draw")
+    auto = calibrations.strip().lower() == "auto"
+    calibrated = parse_calibrations(calibrations, energy.kind, draw_real is not None and energy.label is None)
     if draw_real is None and calibrated != ("raw",):
         raise DDLSError("calibrations other than raw are fitted on real samples, and there are none to draw; pass "
                         "--data or tune with --calibrations raw")
@@ -92,7 +95,8 @@ def tune(ckpt, disc, label, out, budget, methods, calibrations, temperatures, ep
                  "as one (docs/results.md: on a WGAN-GP that made the recipe)")
     candidates = default_grid(chosen, temperatures=temps, eps=eps, steps=steps, calibrations=calibrated)
     echo_err(f"tuning {len(candidates)} candidates + the generator alone within {config.budget.describe()}")
-    result = run_tune(model, candidates, validation, report, config, draw_real=draw_real, echo=echo_err)
+    result = run_tune(model, candidates, validation, report, config, draw_real=draw_real, echo=echo_err,
+                      optional=tuple(c for c in calibrated if c != "raw") if auto else ())
     record = {"ckpt": str(ckpt), "disc": disc, "data": source, "metric": result.metric, "improved": result.improved,
               "budget": {"amount": config.budget.amount, "unit": config.budget.unit}, "spent": result.spent,
               "seed": seed, "rounds": result.rounds, "report": result.report, "calibrations": result.calibrations,

@@ -187,19 +187,29 @@ def _first_round_size(runner: _Runner, validation: Scorer, entries: list[Entry],
 
 
 def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, config: TuneConfig, *,
-         draw_real=None, echo: Callable[[str], None] = lambda s: None) -> TuneResult:
-    """Search `candidates` (the generator alone is always the baseline) on `model`; see the module docstring."""
+         draw_real=None, echo: Callable[[str], None] = lambda s: None, optional: tuple[str, ...] = ()) -> TuneResult:
+    """Search `candidates` (the generator alone is always the baseline) on `model`; see the module docstring.
+
+    optional: calibrations chosen for the user ('auto'); one that cannot be fitted to this D is left
+    out with a note (a calibration the user named stops the search with its reason)."""
     if not candidates:
         raise DDLSError("no candidates to tune: give at least one method")
     meter = _Meter(config.budget)
     runner = _Runner(model, config.chunk_size, draw_real, meter, config.seed)
     limit = config.budget.amount * (1 - config.report_share)
     generator = Entry(Recipe(GENERATOR))
-    entries = [Entry(c) for c in candidates]
     for calibration in dict.fromkeys(c.calibration for c in candidates):  # fitted first: the rounds get what is left
-        runner.calibrated(calibration)
+        try:
+            runner.calibrated(calibration)
+        except DDLSError as exc:
+            if calibration not in optional:
+                raise
+            candidates = [c for c in candidates if c.calibration != calibration]
+            echo(f"leaving out calibration {calibration}: {exc}")
+            continue
         if calibration != "raw":
             echo(f"calibration {calibration}: {_fitted(runner.records()[calibration])} ({_spent(meter)} spent)")
+    entries = [Entry(c) for c in candidates]
     n = _first_round_size(runner, validation, entries, config, limit - meter.spent())
     alive, stage, rounds = entries, 0, []
     while True:
