@@ -147,11 +147,12 @@ def test_tune_cli_searches_calibrations_and_refuses_those_it_cannot_fit(tmp_path
     r = invoke("tune", "--ckpt", raw_critic, "--out", tmp_path / "c.pt", "--calibrations", "raw", *args)
     assert r.exit_code == 0, r.output
     assert "this critic is no logit; --calibrations raw,head" in r.stderr
-    # by default (auto) a raw critic is searched raw and with its head refitted; a logit raw only
+    # by default (auto) a raw critic is searched with its head refitted; a logit as it is
     r = invoke("tune", "--ckpt", raw_critic, "--out", tmp_path / "c.pt", "--json", *args)
     assert r.exit_code == 0, r.output
-    assert sorted(json.loads(r.stdout)["calibrations"]) == ["head", "raw"] and "calibration head:" in r.stderr
-    assert any("[head]" in row["candidate"] for row in json.loads(r.stdout)["rows"]) and "no logit" not in r.stderr
+    assert "head" in json.loads(r.stdout)["calibrations"] and "calibration head:" in r.stderr
+    assert all(row["candidate"] == "generator" or "[head]" in row["candidate"] for row in json.loads(r.stdout)["rows"])
+    assert "no logit" not in r.stderr
     r = invoke("tune", "--ckpt", SHIPPED, "--out", tmp_path / "l.pt", "--json", *args)
     assert r.exit_code == 0, r.output
     assert list(json.loads(r.stdout)["calibrations"]) == ["raw"] and "no logit" not in r.stderr
@@ -162,7 +163,7 @@ class _Total(nn.Module):
         return h.sum(1)
 
 
-def test_a_calibration_chosen_for_the_user_that_cannot_be_fitted_is_left_out():
+def test_a_calibration_chosen_for_the_user_that_cannot_be_fitted_falls_back_to_raw():
     # D's score is a sum, not a last layer's single output: the head cannot be refitted
     model = Model(Linear(np.eye(2), (1.0, 0.0)), nn.Sequential(nn.Linear(2, 3), _Total()), (2,), "wgan")
     grid = [Recipe("ddls", 1.0, {"steps": 5, "eps": 1e-3}, calibration=c) for c in ("raw", "head")]
@@ -176,8 +177,12 @@ def test_a_calibration_chosen_for_the_user_that_cannot_be_fitted_is_left_out():
         tune(model, grid, scorer, scorer, config, draw_real=draw_real)
     said = []
     result = tune(model, grid, scorer, scorer, config, draw_real=draw_real, optional=("head",), echo=said.append)
+    assert [r["candidate"] for r in result.rows] == ["generator", "ddls T=1 steps=5 eps=0.001"]  # one raw, not two
+    assert any(s.startswith("searching the raw score instead of calibration head: ") for s in said)
+    assert list(result.calibrations) == ["raw"]
+    # the head alone (as auto chooses it for a critic): its candidates run on the raw score
+    result = tune(model, grid[1:], scorer, scorer, config, draw_real=draw_real, optional=("head",))
     assert [r["candidate"] for r in result.rows] == ["generator", "ddls T=1 steps=5 eps=0.001"]
-    assert any(s.startswith("leaving out calibration head: ") for s in said) and list(result.calibrations) == ["raw"]
 
 
 def test_tuned_file_drives_sample_and_flags_override(tmp_path):

@@ -30,7 +30,8 @@ TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generat
 @click.option("--calibrations", default="auto", show_default=True,
               help="Calibrations to search, each fitted once with --seed and tried with every candidate "
                    "(raw, platt, head; comma-separated); a recipe's calibration is refitted by `ddls sample`. "
-                   "auto: raw and head for a critic that is no logit (WGAN, hinge), raw for the rest.")
+                   "auto: head for a critic that is no logit (WGAN, hinge; raw where its head cannot be refitted), "
+                   "raw for the rest.")
 @click.option("--temperatures", default="1,0.3,0.1", show_default=True, help="DDLS temperatures to try.")
 @click.option("--eps", "eps_values", default="1e-2,1e-3,1e-4", show_default=True,
               help="DDLS step sizes to try (MALA tries the first two).")

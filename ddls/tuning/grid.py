@@ -80,13 +80,13 @@ def parse_methods(text: str) -> tuple[str, ...]:
 def parse_calibrations(text: str, energy_kind: str | None = None, has_real: bool = False) -> tuple[str, ...]:
     """Calibrations to search: raw (the score as it is) and those that need no hand-set schedule.
 
-    'auto': raw and head for a critic that is no logit (energy kind 'wgan') when there are real samples
-    to fit on, else raw alone (docs/results.md: the head made the WGAN-GP's recipe and tied raw on the
-    SNGAN; on a logit D it lost to raw)."""
+    'auto': head for a critic that is no logit (energy kind 'wgan') when there are real samples to fit
+    on, else raw (docs/results.md: the head made the WGAN-GP's recipe and beat raw on the SNGAN; on a
+    logit D it lost to raw; searching both halves the first rounds, which then lost the WGAN-GP's best)."""
     from ..calibration.maps import canonical
 
     if str(text).strip().lower() == "auto":
-        return ("raw", "head") if energy_kind == "wgan" and has_real else ("raw",)
+        return ("head",) if energy_kind == "wgan" and has_real else ("raw",)
     names = tuple(dict.fromkeys(canonical(c.strip()) for c in str(text).split(",") if c.strip()))
     refused = [c for c in names if c not in CALIBRATIONS]
     if refused or not names:

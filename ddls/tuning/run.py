@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -190,8 +190,9 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
          draw_real=None, echo: Callable[[str], None] = lambda s: None, optional: tuple[str, ...] = ()) -> TuneResult:
     """Search `candidates` (the generator alone is always the baseline) on `model`; see the module docstring.
 
-    optional: calibrations chosen for the user ('auto'); one that cannot be fitted to this D is left
-    out with a note (a calibration the user named stops the search with its reason)."""
+    optional: calibrations chosen for the user ('auto'); where one cannot be fitted to this D, its
+    candidates run on the raw score instead, with a note (one the user named stops the search with
+    its reason)."""
     if not candidates:
         raise DDLSError("no candidates to tune: give at least one method")
     meter = _Meter(config.budget)
@@ -204,8 +205,10 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
         except DDLSError as exc:
             if calibration not in optional:
                 raise
-            candidates = [c for c in candidates if c.calibration != calibration]
-            echo(f"leaving out calibration {calibration}: {exc}")
+            moved = [replace(c, calibration="raw") if c.calibration == calibration else c for c in candidates]
+            candidates = list({c.label: c for c in reversed(moved)}.values())[::-1]  # first of each kept
+            runner.calibrated("raw")
+            echo(f"searching the raw score instead of calibration {calibration}: {exc}")
             continue
         if calibration != "raw":
             echo(f"calibration {calibration}: {_fitted(runner.records()[calibration])} ({_spent(meter)} spent)")
