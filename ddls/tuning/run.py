@@ -206,7 +206,7 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
             if calibration not in optional:
                 raise
             moved = [replace(c, calibration="raw") if c.calibration == calibration else c for c in candidates]
-            candidates = list({c.label: c for c in reversed(moved)}.values())[::-1]  # first of each kept
+            candidates = [c for i, c in enumerate(moved) if c.label not in {m.label for m in moved[:i]}]
             runner.calibrated("raw")
             echo(f"searching the raw score instead of calibration {calibration}: {exc}")
             continue
