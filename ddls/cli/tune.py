@@ -73,7 +73,7 @@ def tune(ckpt, disc, label, out, budget, methods, calibrations, temperatures, ep
     from ..sampling.run import load_energy
     from ..sampling.sweep import format_table
     from ..tuning import TuneConfig, default_grid, parse_budget, tune as run_tune, write_tuned
-    from ..tuning.grid import parse_calibrations, parse_list, parse_methods
+    from ..tuning.grid import is_auto, parse_calibrations, parse_list, parse_methods
 
     chosen = parse_methods(methods)
     parse_calibrations(calibrations)  # a typo is refused before the model loads
@@ -86,7 +86,6 @@ def tune(ckpt, disc, label, out, budget, methods, calibrations, temperatures, ep
     if draw_real is None and "mhgan" in chosen:
         chosen = tuple(m for m in chosen if m != "mhgan")
         echo_err("leaving out mhgan: it starts its chains at real samples, and there are none to draw")
-    auto = calibrations.strip().lower() == "auto"
     calibrated = parse_calibrations(calibrations, energy.kind, draw_real is not None and energy.label is None)
     if draw_real is None and calibrated != ("raw",):
         raise DDLSError("calibrations other than raw are fitted on real samples, and there are none to draw; pass "
@@ -97,7 +96,7 @@ def tune(ckpt, disc, label, out, budget, methods, calibrations, temperatures, ep
     candidates = default_grid(chosen, temperatures=temps, eps=eps, steps=steps, calibrations=calibrated)
     echo_err(f"tuning {len(candidates)} candidates + the generator alone within {config.budget.describe()}")
     result = run_tune(model, candidates, validation, report, config, draw_real=draw_real, echo=echo_err,
-                      optional=tuple(c for c in calibrated if c != "raw") if auto else ())
+                      optional=tuple(c for c in calibrated if c != "raw") if is_auto(calibrations) else ())
     record = {"ckpt": str(ckpt), "disc": disc, "data": source, "metric": result.metric, "improved": result.improved,
               "budget": {"amount": config.budget.amount, "unit": config.budget.unit}, "spent": result.spent,
               "seed": seed, "rounds": result.rounds, "report": result.report, "calibrations": result.calibrations,

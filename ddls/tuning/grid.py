@@ -77,6 +77,11 @@ def parse_methods(text: str) -> tuple[str, ...]:
     return methods
 
 
+def is_auto(text: str) -> bool:
+    """Whether `--calibrations` leaves the choice to tune (see parse_calibrations)."""
+    return str(text).strip().lower() == "auto"
+
+
 def parse_calibrations(text: str, energy_kind: str | None = None, has_real: bool = False) -> tuple[str, ...]:
     """Calibrations to search: raw (the score as it is) and those that need no hand-set schedule.
 
@@ -85,7 +90,7 @@ def parse_calibrations(text: str, energy_kind: str | None = None, has_real: bool
     logit D it lost to raw; searching both halves the first rounds, which then lost the WGAN-GP's best)."""
     from ..calibration.maps import canonical
 
-    if str(text).strip().lower() == "auto":
+    if is_auto(text):
         return ("head",) if energy_kind == "wgan" and has_real else ("raw",)
     names = tuple(dict.fromkeys(canonical(c.strip()) for c in str(text).split(",") if c.strip()))
     refused = [c for c in names if c not in CALIBRATIONS]

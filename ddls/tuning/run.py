@@ -206,7 +206,10 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
             if calibration not in optional:
                 raise
             moved = [replace(c, calibration="raw") if c.calibration == calibration else c for c in candidates]
-            candidates = [c for i, c in enumerate(moved) if c.label not in {m.label for m in moved[:i]}]
+            kept: dict[str, Recipe] = {}
+            for c in moved:  # a recipe already searched raw is kept once, where it first stood
+                kept.setdefault(c.label, c)
+            candidates = list(kept.values())
             runner.calibrated("raw")
             echo(f"searching the raw score instead of calibration {calibration}: {exc}")
             continue
