@@ -2,6 +2,7 @@
 generator alone, TUNED.pt read back by `ddls sample`, the --json rows and one-line errors."""
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,9 @@ from ddls.errors import DDLSError
 from ddls.io.checkpoint import Model
 from ddls.metrics.intervals import difference
 from ddls.tuning import Budget, Recipe, TuneConfig, read_recipe, tune, write_tuned
+from ddls.tuning.grid import evaluations_per_sample
 from ddls.tuning.run import _Runner, _Meter
-from ddls.tuning.scoring import points_scorer
+from ddls.tuning.scoring import FID_RANK_PER_FEATURE, fid_scorer, points_scorer
 
 SHIPPED = Path(__file__).resolve().parents[1] / "pretrained" / "gmm25_wgangp.pt"
 
@@ -98,6 +100,29 @@ def test_when_the_whole_half_cannot_go_on_the_best_go_on_at_a_larger_n(one_threa
     best = [r for r in result.rows if r["status"] in ("chosen", "best, within noise of the generator")]
     assert len(best) == 1 and best[0]["n"] > first["n"]
     assert result.rounds[-1]["spent"] <= 0.75 * 7e4  # the search kept to its share of the budget
+
+
+@pytest.mark.parametrize("rank_n, noted", [(128, True), (40, False), (0, False)])
+def test_a_first_round_smaller_than_the_metric_can_rank_is_said(one_thread, rank_n, noted):
+    # eight candidates in 4 rounds of about limit / 4 each: round 0 gets 64 samples per candidate
+    grid = [Recipe("ddls", t, {"steps": 20, "eps": e}) for t in (1.0, 0.3, 0.1, 0.03) for e in (0.05, 0.001)]
+    limit = 4 * 64 * sum(evaluations_per_sample(r, 256) for r in grid)
+    config = TuneConfig(Budget(limit / 0.75, "evaluations"), n_start=256, n_max=512, n_report=64, resamples=20,
+                        chunk_size=512)
+    validation = replace(points_scorer(standard_normal, "N(0, I)", 20), rank_n=rank_n)
+    notes = []
+    model = gaussian_model(GaussianLogRatio([1.0, 0.0], 2.0), mu=(1.0, 0.0), s=2.0)
+    result = tune(model, grid, validation, points_scorer(standard_normal, "report", 20), config, echo=notes.append)
+    assert result.rounds[0]["n"] == 64 and result.rounds[0]["candidates"] == 8
+    said = [line for line in notes if "round 0 gets 64 samples" in line]
+    assert bool(said) == noted and all(f"fewer than the {rank_n} at which EMD" in line for line in said)
+
+
+def test_fid_ranks_from_more_samples_than_features():
+    class Extractor:
+        dim = 128
+
+    assert fid_scorer(Extractor(), None, "stats", 10).rank_n == math.ceil(FID_RANK_PER_FEATURE * 128) > 128
 
 
 def test_a_calibration_searched_by_tune_can_make_the_recipe():

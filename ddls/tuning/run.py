@@ -169,7 +169,9 @@ class _Runner:
 def _first_round_size(runner: _Runner, validation: Scorer, entries: list[Entry], config: TuneConfig,
                       limit: float) -> int:
     """Round 0's n: all rounds (about log2 of the candidates, each costing about as much as round 0)
-    should fit `limit`. Time budgets measure seconds per evaluation and per scored sample first."""
+    should fit `limit`. Time budgets measure seconds per evaluation and per scored sample first.
+    (A first round raised to the metric's rank_n, with fewer rounds after it, did worse on the
+    image models: the last round's n decides "beyond noise"; docs/results.md.)"""
     rate, per_scored = 1.0, 0.0
     if config.budget.unit == "seconds":
         probe = Recipe("ddls", 1.0, {"steps": 1, "eps": 1e-4})
@@ -217,6 +219,10 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
             echo(f"calibration {calibration}: {_fitted(runner.records()[calibration])} ({_spent(meter)} spent)")
     entries = [Entry(c) for c in candidates]
     n = _first_round_size(runner, validation, entries, config, limit - meter.spent())
+    if n < min(validation.rank_n, config.n_start):
+        echo(f"note: round 0 gets {n} samples per candidate, fewer than the {validation.rank_n} at which "
+             f"{validation.metric.upper()} ranks candidates well; a larger --budget or fewer candidates "
+             f"(--methods, --temperatures, --eps) choose more surely")
     alive, stage, rounds = entries, 0, []
     while True:
         seed = derived_seed(config.seed, VALIDATION_STREAM, stage)

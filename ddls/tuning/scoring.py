@@ -10,6 +10,7 @@ is scored against the same points and resampled with the same indices (paired di
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -20,6 +21,10 @@ from ..errors import DDLSError
 from ..metrics.intervals import Bootstrapped, emd_bootstrap, fid_bootstrap
 
 MIN_POINTS = 20  # fewest real points per half of a user's file
+# FID's covariance needs more samples than features before it ranks candidates: on 128 domain
+# features the best of 8-21 candidates survived a halving round 53-75% of the time on 32-128
+# samples and 83-95% on 192-256 (docs/results.md, "How small a round FID can rank")
+FID_RANK_PER_FEATURE = 1.5
 
 
 @dataclass
@@ -28,6 +33,7 @@ class Scorer:
     source: str  # what the reference is, for the record
     prepare: Callable[[int, int], Callable[[np.ndarray], Bootstrapped]]  # (n, seed) -> score function
     seconds: float = 0.0  # time spent scoring
+    rank_n: int = 0  # fewest samples per candidate at which the metric ranks candidates well (0: no floor known)
 
     def stage(self, n: int, seed: int) -> Callable[[np.ndarray], Bootstrapped]:
         score = self.prepare(n, seed)
@@ -100,4 +106,4 @@ def fid_scorer(extractor, reference, source: str, resamples: int) -> Scorer:
     def prepare(n: int, seed: int):
         return lambda x: fid_bootstrap(extractor(finite_images(x)), reference, resamples=resamples, seed=seed)
 
-    return Scorer("fid", source, prepare)
+    return Scorer("fid", source, prepare, rank_n=math.ceil(FID_RANK_PER_FEATURE * extractor.dim))
