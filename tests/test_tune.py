@@ -118,6 +118,22 @@ def test_a_first_round_smaller_than_the_metric_can_rank_is_said(one_thread, rank
     assert bool(said) == noted and all(f"fewer than the {rank_n} at which EMD" in line for line in said)
 
 
+def test_a_budget_spent_before_any_candidate_ran_is_refused(one_thread):
+    # the generator's round-0 baseline (32 samples, 32 evaluations) alone overruns 75% of 40 evaluations
+    config = TuneConfig(Budget(40, "evaluations"), n_start=32, n_max=64, n_report=32, resamples=10, chunk_size=512)
+    model = gaussian_model(GaussianLogRatio([1.0, 0.0], 2.0), mu=(1.0, 0.0), s=2.0)
+    with pytest.raises(DDLSError, match="spent before any candidate ran.*larger --budget"):
+        run_tune(model, GRID, config)
+    # a budget that runs some of round 0 says how many were left out
+    config = replace(config, budget=Budget(32 + 2 * 61 * 32 + 10, "evaluations"))
+    notes = []
+    scorer = points_scorer(standard_normal, "N(0, I)", 10)
+    result = tune(model, GRID, scorer, scorer, config, echo=notes.append)
+    not_run = [r for r in result.rows if r["status"].startswith("not run")]
+    assert 0 < len(not_run) < len(GRID)
+    assert f"note: {len(not_run)} of {len(GRID)} candidates not run" in " ".join(notes)
+
+
 def test_fid_ranks_from_more_samples_than_features():
     class Extractor:
         dim = 128
