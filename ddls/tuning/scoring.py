@@ -22,8 +22,8 @@ from ..metrics.intervals import Bootstrapped, emd_bootstrap, fid_bootstrap
 
 MIN_POINTS = 20  # fewest real points per half of a user's file
 # FID's covariance needs more samples than features before it ranks candidates: on 128 domain
-# features the best of 8-21 candidates survived a halving round 53-75% of the time on 32-128
-# samples and 83-95% on 192-256 (docs/results.md, "How small a round FID can rank")
+# features the best of 8-21 candidates survived a halving round 53-75% of the time on 32-96
+# samples, 75-83% on 128 and 83-95% on 192-256 (docs/results.md, "How small a round FID can rank")
 FID_RANK_PER_FEATURE = 1.5
 
 
