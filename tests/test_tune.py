@@ -132,6 +132,12 @@ def test_a_budget_spent_before_any_candidate_ran_is_refused(one_thread):
     not_run = [r for r in result.rows if r["status"].startswith("not run")]
     assert 0 < len(not_run) < len(GRID)
     assert f"note: {len(not_run)} of {len(GRID)} candidates not run" in " ".join(notes)
+    # a candidate that ran and failed is neither "not run" nor a budget spent before any ran
+    exploding = [Recipe("ddls", 1.0, {"steps": 60, "eps": 1e6})]
+    notes = []
+    result = tune(model, exploding, scorer, scorer, CONFIG, echo=notes.append)
+    assert result.rows[1]["status"].startswith("failed") and not result.improved
+    assert not any("not run" in line for line in notes)
 
 
 def test_fid_ranks_from_more_samples_than_features():

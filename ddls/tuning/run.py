@@ -239,8 +239,13 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
         rounds.append({"round": stage, "n": n, "candidates": len(ran), "spent": round(meter.spent(), 3)})
         echo(f"round {stage}: {len(ran)} candidate(s) on {n} samples; best {ran[0].recipe.label if ran else '-'}"
              f" ({config.budget.describe()} budget, {_spent(meter)} spent)")
-        if stage == 0 and 0 < len(ran) < len(alive):
-            echo(f"note: {len(alive) - len(ran)} of {len(alive)} candidates not run: the budget was spent in round 0; "
+        not_run = sum(e.stage != stage for e in alive)  # failed candidates ran; these never did
+        if stage == 0 and not_run == len(alive):  # a file saying "the generator alone" would claim a search
+            raise DDLSError(f"the {config.budget.describe()} budget was spent before any candidate ran "
+                            f"({_spent(meter)} on calibrations and the generator's round-0 baseline); give a larger "
+                            f"--budget")
+        if stage == 0 and not_run:
+            echo(f"note: {not_run} of {len(alive)} candidates not run: the budget was spent in round 0; "
                  f"give a larger --budget to search them all")
         if len(ran) <= 1:
             break
@@ -255,9 +260,6 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
         for entry in keep[fits:]:
             entry.status = f"out after round {stage}: budget"
         alive, n, stage = keep[:fits], n_next, stage + 1
-    if not any(e.stage is not None for e in entries):  # a file saying "the generator alone" would claim a search
-        raise DDLSError(f"the {config.budget.describe()} budget was spent before any candidate ran ({_spent(meter)} "
-                        f"on calibrations and the generator's round-0 baseline); give a larger --budget")
     for entry in ran:
         entry.status = "finalist"
     best = ran[0] if ran else None
