@@ -223,12 +223,21 @@ def bounded(kind: click.ParamType) -> click.ParamType:
     return kind
 
 
+def was_given(name: str, ctx: click.Context | None = None) -> bool:
+    """Whether the user set option `name` (a parameter name), on the command line or through a DDLS_*
+    variable. Asked of click's parameter source, never by comparing with `Option.default`: since click
+    8.3 a flag's default is a sentinel, so a value compared with it always looks given."""
+    from click.core import ParameterSource
+
+    ctx = ctx or click.get_current_context()
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
 def refuse_unused(names: tuple[str, ...], why: str) -> None:
-    """One line when any of the options `names` (parameter names) was given a value other than its
-    default: the command's current mode would ignore it."""
+    """One line when any of the options `names` (parameter names) was given: the command's current
+    mode would ignore it."""
     ctx = click.get_current_context()
-    given = [max(p.opts, key=len) for p in ctx.command.params
-             if p.name in names and p.name in ctx.params and ctx.params[p.name] != p.default]
+    given = [max(p.opts, key=len) for p in ctx.command.params if p.name in names and was_given(p.name, ctx)]
     if given:
         raise DDLSError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} nothing with {why}; "
                         f"drop {'it' if len(given) == 1 else 'them'}")

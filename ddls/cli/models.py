@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import DDLSError
-from .common import CKPT_HELP, DISC_HELP, LR, SEED, STEPS, count, echo_err, guard_output, model_option
+from .common import CKPT_HELP, DISC_HELP, LR, SEED, STEPS, count, echo_err, guard_output, model_option, was_given
 
 
 @click.command()
@@ -113,15 +113,11 @@ CALIBRATE_OPTIONS = {
 
 
 def _refuse_unused(method: str) -> None:
-    from click.core import ParameterSource
-
     from ..calibration.maps import canonical
 
     used = CALIBRATE_OPTIONS.get(canonical(method), ())
-    ctx = click.get_current_context()
-    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
     for name in dict.fromkeys(n for names in CALIBRATE_OPTIONS.values() for n in names):
-        if name not in used and ctx.get_parameter_source(name) in given:
+        if name not in used and was_given(name):
             takers = [m for m, names in CALIBRATE_OPTIONS.items() if name in names]
             raise DDLSError(f"--{name.replace('_', '-')} is an option of --method {'/'.join(takers)}, not of "
                             f"{method}; drop it or choose that method")

@@ -10,7 +10,7 @@ from typing import Callable
 
 import click
 
-from .common import POSITIVE, SEED, STEPS, bootstrap_option, count, echo_err, force_option, guard_output, image_metric_options, model_option
+from .common import POSITIVE, SEED, STEPS, bootstrap_option, count, echo_err, force_option, guard_output, image_metric_options, model_option, was_given
 from ..errors import DDLSError
 
 
@@ -71,7 +71,6 @@ class PosthocCommand(click.Command):
 def refuse_other_methods(chosen, calibration: str) -> None:
     """One line when an option of a method (or calibration) that this run does not use was given:
     `--dot-steps 50 --method drs` would otherwise be ignored without a word."""
-    from click.core import ParameterSource
     from ..calibration.methods import canonical
     from ..posthoc.registry import methods
 
@@ -84,10 +83,7 @@ def refuse_other_methods(chosen, calibration: str) -> None:
         used.add(fitted)
     if kind == "finetune":
         used.add(tuned)
-    ctx = click.get_current_context()
-    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-    stray = [(flag, who) for name, (flag, who) in owner.items()
-             if who not in used and ctx.get_parameter_source(name) in given]
+    stray = [(flag, who) for name, (flag, who) in owner.items() if who not in used and was_given(name)]
     if stray:
         flag, who = stray[0]
         raise DDLSError(f"{flag} is an option of {who}, which this run does not use (--method "

@@ -5,10 +5,9 @@ import json
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 
 from ..errors import DDLSError
-from .common import DISC_HELP, echo_err, guard_output
+from .common import DISC_HELP, echo_err, guard_output, was_given
 
 TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generator", "vs_generator_lo",
          "vs_generator_hi", "seconds", "evaluations", "status"]
@@ -182,5 +181,4 @@ def tuned_settings(ckpt: str, ctx: click.Context) -> tuple[dict, object]:
     recipe = read_recipe(ckpt)
     if recipe is None:
         return {}, None
-    defaulted = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
-    return {k: v for k, v in recipe.sample_options().items() if ctx.get_parameter_source(k) in defaulted}, recipe
+    return {k: v for k, v in recipe.sample_options().items() if not was_given(k, ctx)}, recipe
