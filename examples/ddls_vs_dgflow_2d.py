@@ -305,7 +305,7 @@ ROWS = {"blobs": lambda: exact_rows() + damaged_rows(), "grid": grid_rows, "spar
 def draw(case: Case, row: Row, n: int, seed: int) -> np.ndarray:
     """n samples of `row` on `case`, through ddls.wrap and ddls.posthoc.run."""
     model = ddls.wrap(case.generator, LogRatio(case.data, case.gen, **row.d), latent_shape=2, kind="gan")
-    target, _ = make_target(model.energy(temperature=row.temperature), "raw")
+    target = make_target(model.energy(temperature=row.temperature), "raw")
     if row.method == "drs":
         config = DRSConfig(gamma_percentile=None, max_logit=case.max_logit, batch_size=n,
                            max_proposals_per_sample=300)
@@ -376,13 +376,13 @@ MOVES = [("generator alone", "generator", 1.0, 0.0, 0),
 def moves(ckpt: str, n: int = 64) -> None:
     """How far each setting moves the latents and how much it raises the mean raw logit, on one checkpoint."""
     model = ddls.load_any(ckpt, device="cpu")
-    logit, _ = make_target(model.energy(), "raw")
+    logit = make_target(model.energy(), "raw")
     start = run("generator", logit, n, default_config("generator"), seed=0).latents
     print(f"\n{ckpt}, {n} chains, latent size {start.shape[1]}, mean |z0| {start.norm(dim=1).mean():.2f}\n")
     print("| setting | drift eps*steps/(2T) | diffusion eps*steps | latent moved | mean norm of z | mean d |")
     print("| --- | --- | --- | --- | --- | --- |")
     for label, method, temperature, eps, steps in MOVES:
-        target, _ = make_target(model.energy(temperature=temperature), "raw")
+        target = make_target(model.energy(temperature=temperature), "raw")
         if method == "dgflow":
             config, drift, diffusion = default_config("dgflow"), 0.1 * steps, 2 * 0.1 * 0.01 * steps
         else:

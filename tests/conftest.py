@@ -1,4 +1,7 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 import torch
@@ -6,6 +9,9 @@ from torch import nn
 
 # The device the suite runs on: DDLS_TEST_DEVICE=cuda runs the same tests on a GPU.
 DEVICE = torch.device(os.environ.get("DDLS_TEST_DEVICE", "cpu"))
+# The user cache (ddls.io.cache) of this run, never the user's own: set before any child process copies the environment.
+os.environ["DDLS_CACHE_DIR"] = tempfile.mkdtemp(prefix="ddls-test-cache-")
+atexit.register(shutil.rmtree, os.environ["DDLS_CACHE_DIR"], True)
 
 
 @pytest.fixture

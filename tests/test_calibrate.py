@@ -183,7 +183,7 @@ def test_head_recovers_the_exact_log_ratio_on_fixed_features(spectral):
     assert (result.energy.score_map is not None) == spectral  # a normalised head needs its scale on top
     assert result.energy.discriminator is not energy.discriminator and energy.score_map is None  # input untouched
     # the post-hoc path fits the same head for the same seed
-    target, _ = make_target(energy, "head", gaussian_draw(MEAN), n=20000, seed=0)
+    target = make_target(energy, "head", gaussian_draw(MEAN), n=20000, seed=0)
     torch.testing.assert_close(target.energy.score(x), result.energy.score(x))
 
 
@@ -272,7 +272,8 @@ def test_cli_and_make_target_fine_tune_to_the_same_discriminator(wgan_ckpt, tmp_
 
     model = load_model(wgan_ckpt)
     energy = model.energy()
-    target, record = make_target(energy, "finetune", real_source(model), seed=3, finetune_steps=60)
+    target = make_target(energy, "finetune", real_source(model), seed=3, finetune_steps=60)
+    record = target.record
     assert record["calibration"]["heldout_loss"] == rec["heldout_loss"]
     tuned = target.energy.discriminator.state_dict()
     for k, v in cal.discriminator.state_dict().items():
@@ -299,7 +300,7 @@ def test_cli_platt_checkpoint_applies_its_map(wgan_ckpt, tmp_path):
     assert r.exit_code == 0, r.output
     assert load_model(tmp_path / "platt.safetensors").score_map == cal.score_map
     # the same map as the post-hoc path fits with the same seed and sample count
-    _, record = make_target(raw.energy(), "platt", real_source(raw), n=2000, seed=0)
+    record = make_target(raw.energy(), "platt", real_source(raw), n=2000, seed=0).record
     assert (record["calibration"]["a"], record["calibration"]["b"]) == (rec["a"], rec["b"])
 
 

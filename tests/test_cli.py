@@ -110,8 +110,8 @@ def test_steps_must_be_at_least_one_for_sweep_and_train(ckpt, tmp_path):
 
 def test_unknown_data_name(tmp_path):
     line = one_line_error(invoke("train", "--data", "mnist3d", "--steps", 1, "--out", tmp_path / "x.pt"))
-    assert line == ("Error: unknown data 'mnist3d'; use gmm25, ring8, swissroll, fashion-mnist, cifar10 "
-                    "or folder:PATH")
+    assert line == ("Error: unknown data 'mnist3d'; use gmm25, ring8, swissroll, a .npy of your own points (N, d), "
+                    "fashion-mnist, cifar10 or folder:PATH")
     assert not (tmp_path / "x.pt").exists()
 
 

@@ -62,7 +62,9 @@ def test_compare_writes_table_json_and_figure(ckpt, tmp_path):
     assert by["dot"]["evals_per_sample"] == pytest.approx(2 * 3 + 2 * 100 / 60, abs=0.01)
     assert all(np.isfinite(row["emd"]) and row["modes"] is not None for row in rows)
     assert (out / "compare.csv").read_text().splitlines()[0] == \
-        "method,emd,modes,hq,emd_lo,emd_hi,seconds,evals_per_sample,acceptance"
+        ("method,emd,modes,hq,emd_lo,emd_hi,precision,recall,density,coverage,seconds,evals_per_sample,acceptance,"
+         "precision_lo,precision_hi,recall_lo,recall_hi,density_lo,density_hi,coverage_lo,coverage_hi")
+    assert all(0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1 for row in rows)
     assert (out / "compare.png").stat().st_size > 0
     assert json.loads((out / "compare.json").read_text())["rows"][2]["settings"]["pilot"] == 50
 

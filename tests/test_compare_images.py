@@ -112,7 +112,9 @@ def test_compare_on_images_scores_every_method_by_fid(image_ckpt, real_stats, tm
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout.strip().splitlines()[-1])
     assert [row["method"] for row in rows] == ["generator", "ddls", "drs", "mhgan", "dot", "dgflow", "sir"]
-    assert set(rows[0]) == {"method", "fid", "fid_lo", "fid_hi", "seconds", "evals_per_sample", "acceptance"}
+    assert set(rows[0]) == {"method", "fid", "fid_lo", "fid_hi", "precision", "recall", "density", "coverage",
+                            "seconds", "evals_per_sample", "acceptance"}
+    assert rows[0]["precision"] is None  # the statistics name no data set whose images precision could use
     assert all(np.isfinite(row["fid"]) and row["fid"] > 0 for row in rows)
     assert all(row["fid_lo"] < row["fid"] < row["fid_hi"] for row in rows)
     by = {row["method"]: row for row in rows}
@@ -127,7 +129,8 @@ def test_compare_on_images_scores_every_method_by_fid(image_ckpt, real_stats, tm
         x = npz["x"]
     expected = fid(gaussian_stats(make_features("domain")(x)), read_stats(real_stats)[0])
     assert by["generator"]["fid"] == pytest.approx(expected, rel=1e-9)
-    assert (out / "compare.csv").read_text().splitlines()[0] == "method,fid,fid_lo,fid_hi,seconds,evals_per_sample,acceptance"
+    assert (out / "compare.csv").read_text().splitlines()[0].startswith(
+        "method,fid,fid_lo,fid_hi,precision,recall,density,coverage,seconds,evals_per_sample,acceptance")
     record = json.loads((out / "compare.json").read_text())
     assert record["features"] == "domain" and record["reference"]["stats"] == str(real_stats)
     assert record["calibration"]["calibration"]["kind"] == "platt"  # logistic is its alias
@@ -145,7 +148,7 @@ def test_mhgan_on_images_starts_at_real_samples_and_returns_generated_ones(image
     model = load_any(image_ckpt, None)
     energy = model.energy()
     draw_real = real_source(model, energy.sample_shape)
-    target, _ = make_target(energy, "raw")
+    target = make_target(energy, "raw")
     result = run("mhgan", target, 12, default_config("mhgan", mh_chain_length=6, chunk_size=5), seed=1,
                  draw_real=draw_real)
     assert result.samples.shape == (12, 1, 28, 28) and result.latents.shape == (12, 8)

@@ -33,7 +33,7 @@ def grid():
 
 def target(case, temperature=1.0, **damage):
     model = ddls.wrap(case.generator, study.LogRatio(case.data, case.gen, **damage), latent_shape=2, kind="gan")
-    return make_target(model.energy(temperature=temperature), "raw")[0]
+    return make_target(model.energy(temperature=temperature), "raw")
 
 
 def ddls_run(case, n, seed, *, steps, eps, temperature=1.0, noise_scale=1.0, method="ddls", **damage):

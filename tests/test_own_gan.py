@@ -1,5 +1,6 @@
 """Your own GAN end to end: a factory (tests/own_gan_factory.py), ddls.train, ddls.save, and every command
-through `--model` or the factory recorded in the checkpoint; each mistake is one line."""
+through `--model` or the factory recorded in the checkpoint (run only with --trust-factory, see
+tests/test_factory_trust.py); each mistake is one line."""
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,12 @@ from own_gan_factory import make_gan
 
 FACTORY_FILE = Path(__file__).with_name("own_gan_factory.py")
 SAMPLE = ["--steps", "4", "--eps", "0.01", "--n", "12", "--seed", "3"]
+TRUST = "--trust-factory"  # the factory a file records runs only when the user says so
+
+
+@pytest.fixture(autouse=True)
+def no_trust_from_outside(monkeypatch):
+    monkeypatch.delenv("DDLS_TRUST_FACTORY", raising=False)
 
 
 def _train(device, steps=6, seed=0):
@@ -52,7 +59,7 @@ def test_train_changes_the_networks_and_repeats_with_the_seed(device):
 def test_save_then_cli_sample_with_and_without_model_gives_the_python_samples(saved, device, tmp_path):
     model, folder = saved
     expected = ddls.sample(model.energy(), ddls.RunConfig(n=12, steps=4, eps=0.01, seed=3)).samples.cpu().numpy()
-    runs = {"recorded": [], "module": ["--model", "own_gan_factory:make_gan"],
+    runs = {"recorded": [TRUST], "module": ["--model", "own_gan_factory:make_gan"],
             "file": ["--model", f"{FACTORY_FILE}:make_gan"]}
     for name, extra in runs.items():
         out = tmp_path / f"{name}.npz"
@@ -83,35 +90,35 @@ def test_sweep_compare_inspect_and_calibrate_take_the_model(saved, tmp_path):
     ckpt = folder / "mine.pt"
     r = invoke("inspect", "--ckpt", folder / "weights.pt", "--model", "own_gan_factory:make_unmarked", "--json")
     assert r.exit_code == 1  # make_unmarked builds hidden=16; the weights are hidden=8
-    r = invoke("inspect", "--ckpt", ckpt, "--json")
+    r = invoke("inspect", "--ckpt", ckpt, TRUST, "--json")
     assert r.exit_code == 0, r.output
     assert '"format": "own"' in r.output and '"factory": "own_gan_factory:make_gan"' in r.output
     r = invoke("sweep", "--ckpt", ckpt, "--model", "own_gan_factory:make_gan", "--steps", "2", "--n", "50",
                "--eps", "0.01", "--device", "cpu", "--out", tmp_path / "sw", "--json")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "sw" / "sweep.csv").exists()
-    r = invoke("compare", "--ckpt", ckpt, "--methods", "ddls", "--steps", "2", "--n", "40", "--device", "cpu",
+    r = invoke("compare", "--ckpt", ckpt, TRUST, "--methods", "ddls", "--steps", "2", "--n", "40", "--device", "cpu",
                "--out", tmp_path / "cmp", "--json")
     assert r.exit_code == 0, r.output
-    r = invoke("calibrate", "--ckpt", ckpt, "--steps", "3", "--batch-size", "8", "--out", tmp_path / "cal.pt")
+    r = invoke("calibrate", "--ckpt", ckpt, TRUST, "--steps", "3", "--batch-size", "8", "--out", tmp_path / "cal.pt")
     assert r.exit_code == 0, r.output
-    calibrated = ddls.load_any(tmp_path / "cal.pt")
+    calibrated = ddls.load_any(tmp_path / "cal.pt", trust_factory=True)
     assert calibrated.meta["format"] == "own" and calibrated.meta["config"]["calibration"]["steps"] == 3
     assert not torch.equal(calibrated.discriminator.net[0].weight, model.discriminator.net[0].weight.cpu())
     torch.testing.assert_close(calibrated.generator.net[0].weight, model.generator.net[0].weight.cpu())
     # head: only D's last layer is refitted, and the file is again one of your own
-    r = invoke("calibrate", "--ckpt", ckpt, "--method", "head", "--n", "300", "--n-heldout", "100",
+    r = invoke("calibrate", "--ckpt", ckpt, TRUST, "--method", "head", "--n", "300", "--n-heldout", "100",
                "--out", tmp_path / "head.pt")
     assert r.exit_code == 0, r.output
-    head = ddls.load_any(tmp_path / "head.pt")
+    head = ddls.load_any(tmp_path / "head.pt", trust_factory=True)
     assert head.meta["format"] == "own" and head.meta["config"]["calibration"]["kind"] == "head"
     torch.testing.assert_close(head.discriminator.net[0].weight, model.discriminator.net[0].weight.cpu())
     assert head.meta["config"]["calibration"]["improved"] != torch.equal(
         head.discriminator.net[2].weight, model.discriminator.net[2].weight.cpu())
     # platt: the map is stored in the file and the loaded energy applies it
-    r = invoke("calibrate", "--ckpt", ckpt, "--method", "platt", "--n", "300", "--out", tmp_path / "platt.pt")
+    r = invoke("calibrate", "--ckpt", ckpt, TRUST, "--method", "platt", "--n", "300", "--out", tmp_path / "platt.pt")
     assert r.exit_code == 0, r.output
-    platt = ddls.load_any(tmp_path / "platt.pt")
+    platt = ddls.load_any(tmp_path / "platt.pt", trust_factory=True)
     assert platt.meta["format"] == "own" and platt.score_map.kind == "platt" and platt.energy_kind == "gan"
     rec = platt.meta["config"]["calibration"]
     assert (platt.score_map.a, platt.score_map.b) == (rec["a"], rec["b"])
@@ -127,7 +134,7 @@ def test_save_keeps_a_calibration_map_and_refuses_a_function_of_your_own(saved, 
     model, _ = saved
     energy = model.energy().replaced(score_map=Calibration("platt", a=2.5, b=-1.0))
     ddls.save(energy, tmp_path / "e.pt")
-    back = ddls.load_any(tmp_path / "e.pt")
+    back = ddls.load_any(tmp_path / "e.pt", trust_factory=["own_gan_factory"])
     assert back.score_map == Calibration("platt", a=2.5, b=-1.0)
     x = torch.randn(4, 2)
     torch.testing.assert_close(back.energy().score(x), energy.score(x))
@@ -169,11 +176,14 @@ def test_factory_mistakes_are_one_line(factory, message, tmp_path):
 def test_a_checkpoint_only_names_marked_factories(saved, tmp_path):
     model, folder = saved
     payload = torch.load(folder / "mine.pt", weights_only=True)
-    for spec, message in [("own_gan_factory:make_unmarked", "is not marked @ddls.factory"),
-                          ("subprocess:run", "a standard-library module")]:
+    for spec, trusted, untrusted in [
+            ("own_gan_factory:make_unmarked", "is not marked @ddls.factory", "add --trust-factory"),
+            ("subprocess:run", "a standard-library module", "a standard-library module")]:
         torch.save({**payload, "factory": spec}, tmp_path / "named.pt")
+        r = invoke("sample", "--ckpt", tmp_path / "named.pt", TRUST, *SAMPLE, "--out", tmp_path / "x.npz")
+        assert trusted in one_line_error(r)
         r = invoke("sample", "--ckpt", tmp_path / "named.pt", *SAMPLE, "--out", tmp_path / "x.npz")
-        assert message in one_line_error(r)
+        assert untrusted in one_line_error(r)
     # given by the user, the unmarked factory runs
     r = invoke("sample", "--ckpt", tmp_path / "named.pt", "--model", "own_gan_factory:make_gan", *SAMPLE,
                "--device", "cpu", "--out", tmp_path / "x.npz")
@@ -202,9 +212,11 @@ def test_train_on_a_tensor_of_real_samples(device):
 
 
 def test_saved_checkpoint_samples_in_a_fresh_process(saved, tmp_path):
-    """`python -m ddls sample --ckpt mine.pt`: nothing imported in advance, the factory found on PYTHONPATH."""
+    """`python -m ddls sample --ckpt mine.pt`: nothing imported in advance, the factory found on PYTHONPATH
+    and trusted by DDLS_TRUST_FACTORY."""
     _, folder = saved
-    env = dict(SUBPROCESS_ENV, PYTHONPATH=f"{SUBPROCESS_ENV['PYTHONPATH']}:{FACTORY_FILE.parent}")
+    env = dict(SUBPROCESS_ENV, PYTHONPATH=f"{SUBPROCESS_ENV['PYTHONPATH']}:{FACTORY_FILE.parent}",
+               DDLS_TRUST_FACTORY="own_gan_factory")
     p = subprocess.run([sys.executable, "-m", "ddls", "sample", "--ckpt", str(folder / "mine.pt"), *SAMPLE,
                         "--device", "cpu", "--out", str(tmp_path / "s.npz")],
                        capture_output=True, text=True, env=env, timeout=120)

@@ -216,7 +216,8 @@ def test_logistic_fit_recovers_the_log_ratio_of_two_gaussians():
 
 
 def test_logistic_calibration_undoes_a_distorted_discriminator():
-    target, record = make_target(problem(a=3.0, b=2.0).energy, "logistic", draw_real, n=20000, seed=0)
+    target = make_target(problem(a=3.0, b=2.0).energy, "logistic", draw_real, n=20000, seed=0)
+    record = target.record
     assert record["calibration"]["a"] == pytest.approx(1 / 3, abs=0.03)
     assert record["calibration"]["b"] == pytest.approx(-2 / 3, abs=0.05)
     assert record["evaluations"] == 40000

@@ -15,7 +15,7 @@ from ddls.errors import DDLSError
 from ddls.data.idx import read_idx
 from ddls.data.images import get_image_data, load_fashion_mnist
 from ddls.training.losses import LOSSES
-from ddls.io.resume import load_train_progress, save_train_progress
+from ddls.training.resume import load_train_progress, save_train_progress
 from ddls.training.trainer import TrainConfig, save_trained, train
 from conftest import invoke, one_line_error
 

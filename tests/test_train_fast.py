@@ -15,7 +15,7 @@ import ddls.training.fastpath as fastpath
 import ddls.training.trainer as trainer
 from ddls._torch import make_generator
 from ddls.data.toy2d import get_dataset
-from ddls.io.resume import load_train_progress, save_train_progress
+from ddls.training.resume import load_train_progress, save_train_progress
 from ddls.training.trainer import TrainConfig, build_models, train
 from conftest import DEVICE, invoke, one_line_error
 

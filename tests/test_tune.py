@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import Linear, invoke, one_line_error
+from conftest import Linear, Quadratic, invoke, one_line_error
 from ddls._torch import derived_seed, make_generator
 from ddls.errors import DDLSError
 from ddls.io.checkpoint import Model
@@ -76,6 +76,29 @@ def test_tune_picks_a_recipe_within_noise_of_the_best_candidate(one_thread):
     assert rows[result.recipe.label]["status"] == "chosen" and rows["generator"]["status"] == "baseline"
 
 
+def test_a_finalist_worse_than_the_generator_is_labelled_worse(one_thread):
+    # the generator is the data, N(0, I); a D peaked at (3, 0) pulls DDLS's samples towards N((1.5, 0), I/2):
+    # the paired interval of (its EMD minus the generator's) lies above 0
+    model = gaussian_model(Quadratic([3.0, 0.0]))
+    config = TuneConfig(Budget(1e6, "evaluations"), n_start=64, n_max=64, n_report=64, resamples=20, chunk_size=512)
+    result = run_tune(model, [Recipe("ddls", 1.0, {"steps": 60, "eps": 0.05})], config)
+    rows = {r["candidate"]: r for r in result.rows}
+    row = rows["ddls T=1 steps=60 eps=0.05"]
+    assert row["vs_generator_lo"] > 0
+    assert row["status"] == "best, worse than the generator"
+    assert not result.improved and rows["generator"]["status"] == "chosen"
+
+
+def test_finalist_labels_follow_the_paired_interval():
+    from ddls.metrics.intervals import Score
+    from ddls.tuning.scoring import finalist_status
+
+    assert finalist_status(Score(-0.3, -0.5, -0.1, 64)) == "chosen"
+    assert finalist_status(Score(0.3, 0.1, 0.5, 64)) == "best, worse than the generator"
+    assert finalist_status(Score(0.0, -0.1, 0.1, 64)) == "best, within noise of the generator"
+    assert finalist_status(None) == "best, within noise of the generator"
+
+
 @pytest.mark.parametrize("discriminator", ["constant", "random"])
 def test_tune_falls_back_to_the_generator_when_d_carries_no_information(one_thread, discriminator):
     torch.manual_seed(0)
@@ -97,7 +120,7 @@ def test_when_the_whole_half_cannot_go_on_the_best_go_on_at_a_larger_n(one_threa
     first, second = result.rounds[0], result.rounds[1]
     assert first["candidates"] == 8 and 1 <= second["candidates"] < 4 and second["n"] == 2 * first["n"]
     assert any(r["status"] == "out after round 0: budget" for r in result.rows)
-    best = [r for r in result.rows if r["status"] in ("chosen", "best, within noise of the generator")]
+    best = [r for r in result.rows if r["status"] == "chosen" or r["status"].startswith("best, ")]
     assert len(best) == 1 and best[0]["n"] > first["n"]
     assert result.rounds[-1]["spent"] <= 0.75 * 7e4  # the search kept to its share of the budget
 
@@ -303,6 +326,13 @@ def test_tune_cli_json_rows_and_the_file_it_writes(tmp_path):
     (["--budget", "0m"], "budget '0m' is not a positive time"),
     (["--methods", "ddls,nope"], "unknown method(s) nope"),
     (["--temperatures", "1,-2"], "temperatures '1,-2' is not a comma-separated list of positive numbers"),
+    # inf and amounts that overflow to it are refused alike, as is anything beyond the command line's 1e30
+    (["--budget", "inf"], "budget 'inf' is not a positive time or evaluation count"),
+    (["--budget", "1e400m"], "budget '1e400m' is not a positive time or evaluation count"),
+    (["--budget", "1e400evals"], "budget '1e400evals' is not a positive time or evaluation count"),
+    (["--budget", "1e31s"], "budget '1e31s' is not a positive time or evaluation count"),
+    (["--temperatures", "1,,2"], "temperatures '1,,2' has an empty item"),
+    (["--eps", "1e-3,"], "step sizes '1e-3,' has an empty item"),
 ])
 def test_one_line_errors(tmp_path, args, message):
     line = one_line_error(invoke("tune", "--ckpt", SHIPPED, "--out", tmp_path / "t.pt", *args))
@@ -315,6 +345,28 @@ def test_data_file_of_the_wrong_shape_is_refused(tmp_path, shape):
     np.save(tmp_path / "p.npy", np.zeros(shape))
     line = one_line_error(invoke("tune", "--ckpt", SHIPPED, "--out", tmp_path / "t.pt", "--data", tmp_path / "p.npy"))
     assert f"shape {shape}" in line and "(N, 2) with N >= 40" in line
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, np.bool_, np.str_])
+def test_data_file_of_non_real_numbers_is_refused(tmp_path, dtype):
+    # a complex file lost its imaginary part with a warning; now it is refused, as bool and text are
+    points = np.random.default_rng(0).normal(size=(100, 2))
+    np.save(tmp_path / "p.npy", (points + 1j * points if dtype is np.complex128 else points).astype(dtype))
+    line = one_line_error(invoke("tune", "--ckpt", SHIPPED, "--out", tmp_path / "t.pt", "--data", tmp_path / "p.npy",
+                                 "--budget", "2s"))
+    assert f"holds {np.dtype(dtype) if dtype is not np.str_ else '<U'}" in line and "real numbers" in line
+    assert not (tmp_path / "t.pt").exists()
+
+
+def test_eval_refuses_image_options_on_2d_samples(tmp_path):
+    # `eval --stats` on points was ignored without a word: the FID statistics score nothing here
+    samples = tmp_path / "s.npz"
+    assert invoke("sample", "--ckpt", SHIPPED, "--n", 50, "--steps", 1, "--out", samples).exit_code == 0
+    for args, flag in ((["--stats", tmp_path / "ref.npz"], "--stats"), (["--features", "inception"], "--features"),
+                       (["--ref-n", 10], "--ref-n")):
+        line = one_line_error(invoke("eval", "--samples", samples, *args))
+        assert f"{flag} does nothing with 2-D samples" in line and "drop it" in line
+    assert "emd" in invoke("eval", "--samples", samples, "--json").stdout
 
 
 def test_sir_is_searched_only_when_named():

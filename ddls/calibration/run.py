@@ -14,10 +14,12 @@ from .methods import calibrate
 
 
 def calibrate_file(ckpt: str, out: str, *, method: str = "finetune", device="cpu", factory: str | None = None,
-                   **settings) -> dict:
+                   data: str | None = None, **settings) -> dict:
     """Calibrate the discriminator of ddls checkpoint `ckpt` (or of your own networks, built by `factory`
     or saved by `ddls.save`) by `method` and write `out` in the same format.
 
+    data: the real samples (a data name or a .npy of points), by default the data the checkpoint names; the
+    written checkpoint names it.
     `settings` are `calibrate`'s (n, n_heldout, steps, lr, batch_size, eval_every, patience, seed).
     Returns the calibration's record, with the energy kind before and after."""
     from ..data.real import real_source
@@ -36,9 +38,11 @@ def calibrate_file(ckpt: str, out: str, *, method: str = "finetune", device="cpu
     else:
         model = load_model(ckpt, device)
     energy = model.energy()
-    draw_real = real_source(model, energy.sample_shape)
+    draw_real = real_source(model, energy.sample_shape, data=data)
     if draw_real is None:
-        raise DDLSError(f"{ckpt} does not say which data it was trained on; calibration needs its data")
+        raise DDLSError(f"{ckpt} does not say which data it was trained on; calibration needs real samples: pass "
+                        f"--data points.npy (your own real points, one per row) or a data name")
+    model.data = data or model.data
     result = calibrate(energy, method, draw_real, progress=True, **settings)
     stored = result.stored_map()
     kind = result.energy.kind

@@ -12,55 +12,42 @@ from ..errors import DDLSError
 
 from ..sampling.run import EACH
 
-TINY = 1e-30  # below this a float32 step, scale or rate does nothing (1e-320 is a no-op)
-HUGE = 1e30  # above this float32 arithmetic overflows at once (1e39 is inf in float32)
-MAX_INT = 2 ** 31 - 1  # counts and sizes: chains, steps, widths, batch
+# the ranges of numbers, shared with what files store for later runs (a tuned recipe)
+from ..core.options import (HUGE, LR, MAX_INT, NONNEG, POSITIVE, SEED, STEPS, TINY, Bounded,  # noqa: F401
+                            bounded, count)
 
-
-class Bounded(click.FloatRange):
-    """A finite float in [min, max]; nonzero values below TINY in size are refused as having no effect."""
-
-    def __init__(self, min: float | None = 0.0, max: float | None = HUGE, *, min_open: bool = False,
-                 max_open: bool = False):
-        super().__init__(min=min, max=max, min_open=min_open, max_open=max_open)
-
-    def convert(self, value, param, ctx):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        except OverflowError:
-            number = float("inf")
-        if number != number or number in (float("inf"), float("-inf")):
-            self.fail(f"{value!r} is not a finite number; allowed: {self._describe_range()}", param, ctx)
-        if number != 0 and abs(number) < TINY:
-            self.fail(f"{value!r} is too small to have any effect (under {TINY:g}); allowed: "
-                      f"{self._describe_range()}", param, ctx)
-        return super().convert(number, param, ctx)
-
-
-def count(low: int, high: int = MAX_INT) -> click.IntRange:
-    """A whole number in [low, high]."""
-    return click.IntRange(min=low, max=high)
-
-
-POSITIVE = Bounded(TINY, HUGE)
-NONNEG = Bounded(0.0, HUGE)
-LR = Bounded(1e-12, 100.0)  # a learning rate beyond 100 overflows any optimiser's first step
-SEED = count(0, 2 ** 63 - 1)  # seeds are mixed as 64-bit numbers: 2**64 would be seed 0 again
-STEPS = 10 ** 7  # Langevin or training steps of one run (hours on a CPU)
 CKPT_HELP = ("Checkpoint: from `ddls train`, pytorch-gan-collections, torch-mimicry (netG) or StudioGAN "
              "(model=G-...); see `ddls inspect`.")
 DISC_HELP = "The discriminator file, for libraries that save it apart (torch-mimicry netD, StudioGAN model=D-...)."
 
 
 def model_option(f):
-    """--model: your own networks, built by a function; --ckpt then holds their weights."""
+    """--model: your own networks, built by a function; --ckpt then holds their weights. With --trust-factory."""
+    f = trust_option(f)
     return click.option("--model", "factory", default=None, metavar="MODULE:FUNCTION",
                         help="Your own GAN: a function that builds (G, D), a ddls Model or ddls.wrap arguments, in "
-                             "an importable module (pkg.mod:fn) or a .py file (path/to/gan.py:fn); --ckpt holds "
-                             "their state dicts (or is a `ddls.save` file). Not needed for `ddls.save` files "
-                             "whose factory is marked @ddls.factory.")(f)
+                             "an importable module (pkg.mod:fn, also found in the current folder) or a .py file "
+                             "(path/to/gan.py:fn); --ckpt holds their state dicts (or is a `ddls.save` file, "
+                             "whose recorded factory then runs only with --trust-factory).")(f)
+
+
+def trust_option(f):
+    """--trust-factory: the factory a `ddls.save` file names may be imported for this command
+    (ddls.models.factory.trusting); added once, whichever of model_option and trust_option comes first."""
+    if any(p.name == "trust_factory" for p in getattr(f, "__click_params__", ())):
+        return f
+
+    def trust(ctx, param, value):
+        if value is True:
+            from ..models.factory import trusting
+
+            ctx.with_resource(trusting(True))
+
+    return click.option("--trust-factory", "trust_factory", is_flag=True, expose_value=False, callback=trust,
+                        allow_from_autoenv=False,
+                        help="Import and run the model factory a `ddls.save` checkpoint names (its module or "
+                             ".py file runs): only for files you trust. DDLS_TRUST_FACTORY=1 does so for every "
+                             "run, or lists the module prefixes and paths to trust (mygan,./gans/).")(f)
 
 
 def echo_err(msg: str) -> None:
@@ -97,8 +84,9 @@ def image_metric_options(f):
     f = click.option("--ref-n", type=count(2, 10 ** 9), default=None,
                      help="Images: reference images used when no --stats is given (default: the whole train split).")(f)
     f = click.option("--data", "data", default=None,
-                     help="Images: data set whose train split is the reference when no --stats is given "
-                          "(default: the one the checkpoint or sample file names).")(f)
+                     help="2-D: a .npy of your own real points (N, d) or a data name (gmm25, ring8, swissroll) to "
+                          "score against; images: data set whose train split is the reference when no --stats is "
+                          "given (default: the one the checkpoint names).")(f)
     f = click.option("--stats", type=click.Path(dir_okay=False), default=None,
                      help="Images: reference statistics from `ddls stats` (.npz with mu, sigma).")(f)
     f = click.option("--features", type=click.Choice(["domain", "inception"]), default="domain", show_default=True,
@@ -203,26 +191,6 @@ def bound_options(group: click.Group) -> None:
     walk(group)
 
 
-def bounded(kind: click.ParamType) -> click.ParamType:
-    """`kind` with finite bounds (see bound_options)."""
-    if isinstance(kind, Bounded):
-        return kind
-    if isinstance(kind, click.FloatRange):
-        return Bounded(-HUGE if kind.min is None else kind.min, HUGE if kind.max is None else kind.max,
-                       min_open=kind.min_open, max_open=kind.max_open)
-    if isinstance(kind, click.IntRange):
-        if kind.max is None:
-            kind.max = MAX_INT
-        if kind.min is None:
-            kind.min = -MAX_INT
-        return kind
-    if kind is click.FLOAT:
-        return Bounded(-HUGE, HUGE)
-    if kind is click.INT:
-        return count(-MAX_INT, MAX_INT)
-    return kind
-
-
 def was_given(name: str, ctx: click.Context | None = None) -> bool:
     """Whether the user set option `name` (a parameter name), on the command line or through a DDLS_*
     variable. Asked of click's parameter source, never by comparing with `Option.default`: since click
@@ -233,11 +201,23 @@ def was_given(name: str, ctx: click.Context | None = None) -> bool:
     return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
+def was_changed(param: click.Parameter, ctx: click.Context) -> bool:
+    """Whether the user gave option `param` a value other than its default: a flag typed at its default
+    (`--on-nan stop`, `--autocast off`) changes nothing. The default is read with `get_default`, which
+    gives the value on every click (an `Option.default` attribute is a sentinel for flags since 8.3)."""
+    if not was_given(param.name, ctx):
+        return False
+    default = param.get_default(ctx)
+    if default is not None:
+        default = param.type_cast_value(ctx, default)
+    return ctx.params.get(param.name) != default
+
+
 def refuse_unused(names: tuple[str, ...], why: str) -> None:
-    """One line when any of the options `names` (parameter names) was given: the command's current
-    mode would ignore it."""
+    """One line when any of the options `names` (parameter names) was given a value other than its
+    default: the command's current mode would ignore it."""
     ctx = click.get_current_context()
-    given = [max(p.opts, key=len) for p in ctx.command.params if p.name in names and was_given(p.name, ctx)]
+    given = [max(p.opts, key=len) for p in ctx.command.params if p.name in names and was_changed(p, ctx)]
     if given:
         raise DDLSError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} nothing with {why}; "
                         f"drop {'it' if len(given) == 1 else 'them'}")

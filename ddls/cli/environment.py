@@ -18,6 +18,8 @@ import click
 PREFIX = "DDLS"
 OTHER_VARIABLES = {  # read by ddls itself or its tests, not options
     "DDLS_FASHION_MNIST_DIR": "the folder of the Fashion-MNIST IDX files",
+    "DDLS_TRUST_FACTORY": "model factories a `ddls.save` file may name and have run (1, or prefixes and paths)",
+    "DDLS_CACHE_DIR": "where reference statistics and calibration fits are cached (off: no cache)",
     "DDLS_TEST_DEVICE": "the device the test suite runs on",
     "DDLS_FUZZ_EXAMPLES": "examples of the slow fuzz test",
 }

@@ -13,8 +13,9 @@ from .common import LR, SEED, bootstrap_option, count, echo_err, guard_output, p
 @click.command("eval")
 @click.option("--samples", "samples_path", required=True, type=click.Path(dir_okay=False),
               help=".npz written by `ddls sample`.")
-@click.option("--data", default=None, help="2-D target, or image data set for the reference "
-                                          "(default: the one recorded in the file).")
+@click.option("--data", default=None, help="2-D: a .npy of your own real points (N, d) or a target (gmm25, ring8, "
+                                          "swissroll); images: data set for the reference (default: the one "
+                                          "recorded in the file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @bootstrap_option
 @click.option("--stats", type=click.Path(dir_okay=False), default=None,
@@ -28,8 +29,15 @@ from .common import LR, SEED, bootstrap_option, count, echo_err, guard_output, p
 @click.option("--classifier", type=click.Path(dir_okay=False), default=None,
               help="Domain-feature classifier (default: pretrained/fmnist_classifier.pt).")
 @click.option("--device", default="auto", show_default=True, help="Images: cpu, cuda, cuda:N or auto.")
-def eval_cmd(samples_path, data, as_json, resamples, stats, features, inception_score, ref_n, classifier, device):
-    """Score samples. 2-D: EMD to the target, modes covered, high-quality %. Images: FID (and IS)."""
+@click.option("--explain", is_flag=True,
+              help="Images: split FID into the mean, the spread along the data's leading principal directions "
+                   "(too narrow or too wide) and rotation, with a verdict.")
+@click.option("--directions", type=count(1, 10 ** 5), default=10, show_default=True,
+              help="--explain: leading data directions shown one by one.")
+def eval_cmd(samples_path, data, as_json, resamples, stats, features, inception_score, ref_n, classifier, device,
+             explain, directions):
+    """Score samples. 2-D: EMD to the target, modes covered, high-quality %. Images: FID (and IS).
+    Both: precision, recall, density and coverage (k = 5 nearest neighbours) in the same space."""
     from .._torch import resolve_device
     from ..io.samples_file import read_samples
     from ..metrics.evaluate import evaluate_images, evaluate_points
@@ -38,10 +46,24 @@ def eval_cmd(samples_path, data, as_json, resamples, stats, features, inception_
     if x.ndim == 4:
         metrics = evaluate_images(samples_path, x, data or meta.get("data"), stats=stats, features=features,
                                   inception_score=inception_score, ref_n=ref_n, classifier=classifier,
-                                  device=resolve_device(device), resamples=resamples, note=echo_err)
+                                  device=resolve_device(device), resamples=resamples, note=echo_err,
+                                  explain=directions if explain else None)
     else:
+        if explain:
+            raise DDLSError("--explain splits FID, which scores images; points are scored by EMD, precision and "
+                            "recall: drop --explain")
+        from .common import refuse_unused
+
+        # the image options would score nothing here: said, not silently dropped
+        refuse_unused(("stats", "features", "inception_score", "ref_n", "classifier"),
+                      f"2-D samples ({samples_path} holds points, scored against points, not FID statistics)")
         metrics = evaluate_points(samples_path, x, data or meta.get("data"), resamples=resamples)
+    split = None if as_json else metrics.pop("explain", None)
     print_metrics(metrics, as_json)
+    if split is not None:
+        from ..metrics.explain import format_split
+
+        click.echo(format_split(split))
 
 
 @click.command()

@@ -48,9 +48,12 @@ def export(ckpt, out):
 
 
 @click.command()
-@guard_output("out", inputs=("ckpt",))
+@guard_output("out", inputs=("ckpt", "data"))
 @click.option("--ckpt", required=True, help="Checkpoint written by `ddls train` (2-D or images) or `ddls.save`.")
 @model_option
+@click.option("--data", default=None, metavar="POINTS.npy|NAME",
+              help="Real samples to calibrate against: a .npy of your own real points (N, d) or a data name "
+                   "(default: the data the checkpoint names); the calibrated checkpoint names it.")
 @click.option("--method", default="finetune", show_default=True,
               help="finetune: fine-tune D, early-stopped on held-out data; head: refit D's last layer exactly "
                    "(logistic regression on D's features, in seconds); platt (= logistic): fit a * score + b; "
@@ -75,8 +78,8 @@ def export(ckpt, out):
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Calibrated checkpoint to write.")
-def calibrate(ckpt, factory, method, steps, batch_size, lr, n_heldout, eval_every, patience, layers, noise, n, seed,
-              device, out):
+def calibrate(ckpt, factory, data, method, steps, batch_size, lr, n_heldout, eval_every, patience, layers, noise, n,
+              seed, device, out):
     """Calibrate the discriminator into a logit against the frozen generator; write a ddls checkpoint."""
     from .._torch import resolve_device
     from ..calibration.run import calibrate_file
@@ -85,7 +88,8 @@ def calibrate(ckpt, factory, method, steps, batch_size, lr, n_heldout, eval_ever
 
     done = calibrate_file(ckpt, out, method=method, device=resolve_device(device), steps=steps,
                           batch_size=batch_size, lr=lr, n_heldout=n_heldout, eval_every=eval_every,
-                          patience=patience, n=n, seed=seed, factory=factory, layers=layers, noise=noise)
+                          patience=patience, n=n, seed=seed, factory=factory, data=data, layers=layers,
+                          noise=noise)
     if done["kind"] == "finetune":
         held, train = done["heldout_loss"], done["train_loss"]
         how = (f"held-out logistic loss {held['first']:.3f} -> {held['best']:.3f} (best at step {done['best_step']}, "

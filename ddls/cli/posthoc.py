@@ -188,8 +188,9 @@ def compare(ckpt, factory, methods, steps, eps, n, seed, chunk_size, device, out
             stats, data, ref_n, classifier, posthoc):
     """Compare post-hoc samplers on one checkpoint: quality, time, network evaluations per kept sample.
 
-    2-D data: EMD, modes, high-quality %. Images: FID in --features space against --stats (or the
-    statistics of the checkpoint's data set, computed on the fly).
+    2-D data: EMD, modes, high-quality % against the checkpoint's data or --data (a .npy of your own
+    points). Images: FID in --features space against --stats (or the statistics of the checkpoint's
+    data set, computed on the fly).
     """
     from ..posthoc import CALIBRATION_KEYS
     from ..posthoc.registry import get
@@ -210,14 +211,15 @@ def compare(ckpt, factory, methods, steps, eps, n, seed, chunk_size, device, out
                                                             if posthoc["calibration"] != "raw" else [])
     if draw_real is None and needs_real:
         raise DDLSError(f"{' and '.join(needs_real)} need real samples, and {ckpt} names no data set; "
-                        f"pass --data (e.g. fashion-mnist) or leave them out")
+                        f"pass --data (points.npy, your own real points; or a data set, e.g. fashion-mnist) or leave "
+                        f"them out")
     settings = {k: v for k, v in posthoc.items() if k not in CALIBRATION_KEYS}
     rows, samples, record = run_compare(
         energy, chosen, dict(settings, steps=steps, eps=eps, chunk_size=chunk_size), evaluate,
         n=n, seed=seed, calibration=posthoc["calibration"], calibration_n=posthoc["calibration_n"],
         finetune_steps=posthoc["finetune_steps"], draw_real=draw_real, progress=True)
     out = Path(out_dir or f"compare-{Path(ckpt).stem}")
-    record = {"ckpt": str(ckpt), **({"factory": factory} if factory else {}), "data": model.data or data, "n": n,
+    record = {"ckpt": str(ckpt), **({"factory": factory} if factory else {}), "data": data or model.data, "n": n,
               "seed": seed, "resamples": resamples, **scoring, "calibration": record}
     scored = f", FID in {features} features" if image else ""
     write_outputs(out, rows, samples, reference, record,

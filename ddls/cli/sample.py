@@ -1,6 +1,8 @@
 """`ddls sample`: parse the options, run `ddls.sampling.run`, print what it did."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import numpy as np
 
@@ -31,11 +33,15 @@ def fast_options(f):
 
 
 @click.command(cls=PosthocCommand)
-@guard_output("out", inputs=("ckpt", "disc"), also=("grid",))
+@guard_output("out", inputs=("ckpt", "disc", "data"), also=("grid",))
 @force_option
 @click.option("--ckpt", required=True, help=CKPT_HELP)
 @click.option("--disc", default=None, help=DISC_HELP)
 @model_option
+@click.option("--data", default=None, metavar="POINTS.npy|NAME",
+              help="Real samples, for the methods and calibrations that need them (mhgan; platt, isotonic, head, "
+                   "finetune): a .npy of your own real points (N, d), or a data name (gmm25, fashion-mnist, ...); "
+                   "recorded in the samples file for `ddls eval` (default: the data the checkpoint names).")
 @click.option("--label", type=LabelType(), default=None, metavar="K|each",
               help="Class of a conditional model, G(z, y) and D(x, y): K for every chain, or 'each': chain i "
                    "gets class i mod num_classes. Saved per chain as `y`.")
@@ -58,7 +64,7 @@ def fast_options(f):
 @energy_options
 @fast_options
 @posthoc_options
-def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume,
+def sample(ckpt, disc, factory, data, label, steps, eps, record_every, out, grid, on_nan, checkpoint_every, resume,
            method, noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device, distributed,
            compile_, fast_mode, autocast, cuda_graphs, channels_last, posthoc):
     """Draw samples with DDLS (Langevin in latent space) or another post-hoc sampler; write them as .npz."""
@@ -66,7 +72,8 @@ def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_n
     from ..posthoc import default_config
     from ..sampling.driver import RunConfig
     from ..sampling.fastpath import FastPath, check_device
-    from ..sampling.run import SampleJob, describe_restarts, load_energy, run_posthoc_sampling, run_sampling
+    from ..posthoc.to_file import run_posthoc_sampling
+    from ..sampling.run import SampleJob, describe_restarts, load_energy, run_sampling
 
     method, steps, eps, noise_scale, temperature = _tuned(ckpt, posthoc, method=method, steps=steps, eps=eps,
                                                           noise_scale=noise_scale, temperature=temperature)
@@ -79,16 +86,17 @@ def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_n
         _refuse_chain_only(chains, method, posthoc["calibration"], resume=resume, record_every=record_every,
                            mala=mala, label=label, grid=grid)
         model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind, disc, label, factory=factory)
+        _refuse_no_real(ckpt, model, method, posthoc["calibration"], data)
         warn_logit([method], energy.kind, posthoc["calibration"])
         run_posthoc_sampling(model, energy, method, out, n=n, seed=seed, chunk_size=chunk_size, steps=steps,
-                             eps=eps, noise_scale=noise_scale, posthoc=posthoc, echo=echo_err,
+                             eps=eps, noise_scale=noise_scale, posthoc=posthoc, data=data, echo=echo_err,
                              meta={"ckpt": str(ckpt), "disc": disc, "factory": factory, "label": label,
                                    "temperature": temperature, "sigma": sigma})
         return
     kernel = default_config(method).method  # ula, or mala
     config = RunConfig(n=n, steps=steps, method="mala" if mala else kernel, eps=eps,
                        noise_scale=noise_scale, seed=seed, chunk_size=chunk_size, record_every=record_every)
-    job = SampleJob(ckpt=ckpt, out=out, run=config, disc=disc, factory=factory, label=label,
+    job = SampleJob(ckpt=ckpt, out=out, run=config, disc=disc, factory=factory, data=data, label=label,
                     temperature=temperature, sigma=sigma, energy_kind=energy_kind, device=device, on_nan=on_nan,
                     checkpoint_every=checkpoint_every, resume=resume, distributed=distributed, fast=fast,
                     fast_mode=fast_mode)
@@ -104,6 +112,23 @@ def sample(ckpt, disc, factory, label, steps, eps, record_every, out, grid, on_n
     if done.acceptance is not None:
         msg += f", mean acceptance {done.acceptance:.3f}"
     echo_err(msg)
+    note = _critic_note(ckpt, disc, factory, done.energy_kind, steps, temperature, method)
+    if note:
+        echo_err(note)
+
+
+def _critic_note(ckpt, disc, factory, kind, steps, temperature, method) -> str | None:
+    """One line when DDLS ran at T = 1 on a critic (no logit) of a checkpoint with no tuned recipe."""
+    from ..tuning.recipe import read_recipe
+
+    if kind != "wgan" or not steps or temperature != 1 or method != "ddls":  # wgan: a WGAN-GP or hinge critic
+        return None
+    if read_recipe(ckpt) is not None:
+        return None
+    command = (f"ddls tune --ckpt {ckpt}" + (f" --disc {disc}" if disc else "")
+               + (f" --model {factory}" if factory else "") + f" --out {Path(str(ckpt)).stem}_tuned.pt")
+    return (f"note: this {kind} critic is not a logit, and DDLS at T = 1 on a critic is often worse than the generator "
+            f"alone; `{command}` checks it")
 
 
 def write_grid(grid: str, samples_file: str) -> None:
@@ -129,6 +154,20 @@ def _tuned(ckpt, posthoc: dict, **given):
     return values
 
 
+def _refuse_no_real(ckpt, model, method: str, calibration: str, data) -> None:
+    """One line, before any work, when the method or calibration needs real samples and none are named."""
+    from ..posthoc.registry import get
+
+    needs = ([f"--method {method}"] if get(method).needs_real else []) + \
+            ([f"--calibration {calibration}"] if calibration != "raw" else [])
+    if needs and data is None and model.data is None:
+        tuned_on = (((model.meta or {}).get("recipe") or {}).get("tuning") or {}).get("data")
+        hint = f" (it was tuned on {tuned_on[:200]!r})" if isinstance(tuned_on, str) else ""
+        raise DDLSError(f"{' and '.join(needs)} {'needs' if len(needs) == 1 else 'need'} real samples, and {ckpt} "
+                        f"names no data; pass --data points.npy (your own real points, one per row) or a data "
+                        f"name{hint}")
+
+
 def _refuse_chain_only(chains, method, calibration, *, resume, record_every, mala, label, grid) -> None:
     """Options only a Langevin run (raw calibration) honours are refused for the other methods."""
     if resume or record_every or mala or label == EACH:
@@ -136,5 +175,9 @@ def _refuse_chain_only(chains, method, calibration, *, resume, record_every, mal
                         f"with raw calibration")
     if grid:
         raise DDLSError(f"--grid is for --method {'/'.join(chains)}; plot the .npz samples instead")
-    refuse_unused(POSTHOC_UNUSED + (() if method in chains else LANGEVIN_ONLY),
+    from ..posthoc.registry import get
+
+    # a method takes a Langevin option when its registry entry maps it onto its config (ex2mcmc: eps)
+    unused = () if method in chains else tuple(k for k in LANGEVIN_ONLY if k not in get(method).shared)
+    refuse_unused(POSTHOC_UNUSED + unused,
                   f"--method {method}" + (f" and --calibration {calibration}" if method in chains else ""))

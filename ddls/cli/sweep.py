@@ -1,4 +1,4 @@
-"""`ddls sweep`: the generator alone against DDLS at several step sizes (`ddls.metrics.sweeps`)."""
+"""`ddls sweep`: the generator alone against DDLS at several step sizes (`ddls.sampling.sweep`)."""
 from __future__ import annotations
 
 import json
@@ -34,13 +34,13 @@ def sweep(ckpt, factory, eps_values, steps, out_dir, as_json, resamples, feature
           grid_every, noise_scale, mala, n, seed, chunk_size, temperature, sigma, energy_kind, device):
     """Compare the generator alone with DDLS at several step sizes.
 
-    2-D data: EMD, modes, high-quality %. Images: FID in --features space against --stats
-    (or the statistics of the checkpoint's data set, computed on the fly).
+    2-D data: EMD, modes, high-quality % against the checkpoint's data or --data (a .npy of your own
+    points). Images: FID in --features space against --stats (or the statistics of the checkpoint's
+    data set, computed on the fly).
     """
-    from ..metrics.sweeps import sweep_2d, sweep_images
     from ..sampling.driver import RunConfig
     from ..sampling.run import load_energy
-    from ..sampling.sweep import format_table
+    from ..sampling.sweep import format_table, sweep_2d, sweep_images
 
     model, energy = load_energy(ckpt, device, temperature, sigma, energy_kind, factory=factory)
     out = Path(out_dir or f"sweep-{Path(ckpt).stem}")
@@ -55,6 +55,6 @@ def sweep(ckpt, factory, eps_values, steps, out_dir, as_json, resamples, feature
                                             resamples=resamples, note=echo_err)
     else:
         rows, columns, files = sweep_2d(ckpt, model, energy, base, list(eps_values), out, record,
-                                         resamples=resamples)
+                                         resamples=resamples, data=data)
     click.echo(json.dumps(rows) if as_json else format_table(rows, columns))
     echo_err(f"wrote {', '.join(map(str, files[:-1]))} and {files[-1]}")

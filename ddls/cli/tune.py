@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import DDLSError
-from .common import DISC_HELP, echo_err, guard_output, was_given
+from .common import DISC_HELP, echo_err, guard_output, model_option, was_given
 
 TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generator", "vs_generator_lo",
          "vs_generator_hi", "seconds", "evaluations", "status"]
@@ -17,6 +17,7 @@ TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generat
 @guard_output("out", inputs=("ckpt", "disc", "data", "stats", "classifier"))
 @click.option("--ckpt", required=True, help="Checkpoint to tune: any format `ddls sample` reads.")
 @click.option("--disc", default=None, help=DISC_HELP)
+@model_option
 @click.option("--label", type=click.IntRange(min=0), default=None, help="Class of a conditional model.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="TUNED.pt: the checkpoint (or a file naming it) with the winning recipe, for `ddls sample`.")
@@ -59,8 +60,8 @@ TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generat
 @click.option("--chunk-size", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows, the recipe and the report as JSON.")
-def tune(ckpt, disc, label, out, budget, methods, calibrations, temperatures, eps_values, steps, n_start, n_max,
-         n_report, data, stats, features, ref_n, classifier, resamples, seed, chunk_size, device, as_json):
+def tune(ckpt, disc, factory, label, out, budget, methods, calibrations, temperatures, eps_values, steps, n_start,
+         n_max, n_report, data, stats, features, ref_n, classifier, resamples, seed, chunk_size, device, as_json):
     """Search post-hoc samplers x step size x temperature for the best samples within a budget.
 
     Successive halving: every candidate on few samples, the better half on twice as many, and
@@ -71,32 +72,23 @@ def tune(ckpt, disc, label, out, budget, methods, calibrations, temperatures, ep
     """
     from ..sampling.run import load_energy
     from ..sampling.sweep import format_table
-    from ..tuning import TuneConfig, default_grid, parse_budget, tune as run_tune, write_tuned
-    from ..tuning.grid import is_auto, parse_calibrations, parse_list, parse_methods
+    from ..tuning import TuneConfig, write_tuned
+    from ..tuning.grid import parse_calibrations, parse_methods
+    from ..tuning.search import search
 
     chosen = parse_methods(methods)
     parse_calibrations(calibrations)  # a typo is refused before the model loads
-    temps, eps = parse_list(temperatures, "temperatures"), parse_list(eps_values, "step sizes")
-    model, energy = load_energy(ckpt, device, disc=disc, label=label)
-    config = TuneConfig(parse_budget(budget, energy.device.type), n_start=min(n_start, n_max), n_max=n_max,
+    temps, eps = _numbers(temperatures, "temperatures"), _numbers(eps_values, "step sizes")
+    _budget(budget, "cpu")
+    model, energy = load_energy(ckpt, device, disc=disc, label=label, factory=factory)
+    config = TuneConfig(_budget(budget, energy.device.type), n_start=min(n_start, n_max), n_max=n_max,
                         n_report=n_report, seed=seed, chunk_size=chunk_size, resamples=resamples)
-    validation, report, draw_real, source = _scorers(model, energy, data, stats, features, ref_n, classifier,
-                                                     resamples, seed)
-    if draw_real is None and "mhgan" in chosen:
-        chosen = tuple(m for m in chosen if m != "mhgan")
-        echo_err("leaving out mhgan: it starts its chains at real samples, and there are none to draw")
-    calibrated = parse_calibrations(calibrations, energy.kind, draw_real is not None and energy.label is None)
-    if draw_real is None and calibrated != ("raw",):
-        raise DDLSError("calibrations other than raw are fitted on real samples, and there are none to draw; pass "
-                        "--data or tune with --calibrations raw")
-    if energy.kind == "wgan" and calibrated == ("raw",) and draw_real is not None:
-        echo_err("note: this critic is no logit; --calibrations raw,head also tries it with its last layer refitted "
-                 "as one (docs/results.md: on a WGAN-GP that made the recipe)")
-    candidates = default_grid(chosen, temperatures=temps, eps=eps, steps=steps, calibrations=calibrated)
-    echo_err(f"tuning {len(candidates)} candidates + the generator alone within {config.budget.describe()}")
-    result = run_tune(model, candidates, validation, report, config, draw_real=draw_real, echo=echo_err,
-                      optional=tuple(c for c in calibrated if c != "raw") if is_auto(calibrations) else ())
-    record = {"ckpt": str(ckpt), "disc": disc, "data": source, "metric": result.metric, "improved": result.improved,
+    result = search(model, energy, config, methods=chosen, calibrations=calibrations, temperatures=temps, eps=eps,
+                    steps=steps, data=data, stats=stats, features=features, ref_n=ref_n, classifier=classifier,
+                    echo=echo_err)
+    source = result.data
+    record = {"ckpt": str(ckpt), "disc": disc, **({"factory": factory} if factory else {}), "data": source,
+              "metric": result.metric, "improved": result.improved,
               "budget": {"amount": config.budget.amount, "unit": config.budget.unit}, "spent": result.spent,
               "seed": seed, "rounds": result.rounds, "report": result.report, "calibrations": result.calibrations,
               "validation": next(r for r in result.rows if r["status"] in ("chosen",))}
@@ -113,7 +105,42 @@ def tune(ckpt, disc, label, out, budget, methods, calibrations, temperatures, ep
     if not result.improved:
         echo_err("no candidate beat the generator alone beyond its error bar: the recipe is the generator alone")
     what = "a copy of the checkpoint" if form == "copy" else f"a file naming {ckpt} by path and sha256"
-    echo_err(f"wrote {out} ({what}) with recipe {result.recipe.label}; `ddls sample --ckpt {out}` runs it")
+    command = _sample_command(out, factory, data, result.recipe)
+    echo_err(f"wrote {out} ({what}) with recipe {result.recipe.label}; `{command}` runs it")
+
+
+def _sample_command(out, factory, data, recipe) -> str:
+    """The `ddls sample` line that runs the recipe: your own factory again, and your points when it needs real ones."""
+    from ..posthoc.registry import get
+    from ..tuning.recipe import GENERATOR
+
+    needs_real = recipe.calibration != "raw" or (recipe.method != GENERATOR and get(recipe.method).needs_real)
+    return (f"ddls sample --ckpt {out}" + (f" --model {factory}" if factory else "")
+            + (f" --data {data}" if data and needs_real else ""))
+
+
+def _numbers(text: str, what: str) -> tuple[float, ...]:
+    """A comma-separated list of positive numbers (ddls.tuning.grid.parse_list), with no empty item: `1,,2`
+    is a typo, not two numbers."""
+    from ..tuning.grid import parse_list
+
+    if any(not item.strip() for item in str(text).split(",")):
+        raise DDLSError(f"{what} {text!r} has an empty item; write numbers separated by single commas, e.g. 1,0.3")
+    return parse_list(text, what)
+
+
+def _budget(text: str, device_type: str):
+    """The budget (ddls.tuning.grid.parse_budget), finite and at most HUGE as every number of the command
+    line: 1e400m overflows to inf, and inf is refused."""
+    from ..tuning.grid import parse_budget
+    from .common import HUGE
+
+    budget = parse_budget(text, device_type)
+    if not budget.amount <= HUGE:
+        raise DDLSError(f"budget {text!r} is not a positive time or evaluation count of at most {HUGE:g} (seconds or "
+                        f"evaluations); write minutes (20m or 20), seconds (90s), hours (1h), network evaluations "
+                        f"(5e6evals) or auto")
+    return budget
 
 
 def _report_line(result) -> str:
@@ -125,60 +152,29 @@ def _report_line(result) -> str:
     line = (f"report ({rep['n']} samples, {rep['reference']}): generator {result.metric} {show(rep['generator'])}")
     if result.improved:
         line += f"; {result.recipe.label} {show(rep['recipe'])}; difference {show(rep['difference'])}"
-    return line
+    return line + _report_prdc(rep.get("prdc") or {}, result.recipe.label if result.improved else None)
 
 
-def _scorers(model, energy, data, stats, features, ref_n, classifier, resamples, seed):
-    """(validation scorer, report scorer, draw_real, what the data is) for a 2-D or an image checkpoint."""
-    from .._torch import derived_seed
-    from ..data.real import real_source
-    from ..tuning import scoring
-
-    if len(energy.sample_shape) == 3:  # (C, H, W)
-        from ..metrics.fid_stats import dataset_images, image_stats, scoring_reference
-
-        name = data or model.data
-        if name is None:
-            raise DDLSError("the report needs the data set's test split, and the checkpoint names no data set; "
-                            "pass --data (e.g. fashion-mnist)")
-        extractor, train, _ = scoring_reference(features, energy.sample_shape, energy.device, stats=stats, data=name,
-                                                n=ref_n, classifier=classifier, note=echo_err, progress=False)
-        echo_err(f"computing {extractor.name} statistics of the {name} test split (the report's reference)")
-        test = image_stats(dataset_images(name, "test")[:ref_n], extractor)
-        return (scoring.fid_scorer(extractor, train, f"{name} train split", resamples),
-                scoring.fid_scorer(extractor, test, f"{name} test split", resamples),
-                real_source(model, energy.sample_shape, data=name), name)
-    if data is not None:
-        points = scoring.load_points(data, energy.sample_shape)
-        val, rep = scoring.split_points(points, derived_seed(seed, 7_000_103))
-        draw_half = scoring.half_draw(val)
-
-        def draw_real(n, gen):
-            import torch
-
-            idx = torch.randint(len(val), (n,), generator=gen)
-            return torch.as_tensor(val, dtype=torch.float32)[idx]
-
-        return (scoring.points_scorer(draw_half, f"{data}: validation half ({len(val)})", resamples),
-                scoring.points_scorer(scoring.half_draw(rep), f"{data}: report half ({len(rep)})", resamples),
-                draw_real, str(data))
-    if model.data is None:
-        raise DDLSError("the checkpoint names no data to score against; pass --data points.npy (your real points)")
-    from ..data.toy2d import get_dataset
-
-    dataset = get_dataset(model.data)
-    draw = scoring.dataset_draw(dataset)
-    return (scoring.points_scorer(draw, f"fresh {model.data} draws (validation seeds)", resamples),
-            scoring.points_scorer(draw, f"fresh {model.data} draws (report seed)", resamples),
-            real_source(model), model.data)
+def _report_prdc(prdc: dict, recipe: str | None) -> str:
+    """The report's precision, recall, density and coverage, one line per row (empty when not scored)."""
+    lines = []
+    for label, key in (("generator", "generator"), (recipe, "recipe")):
+        cols = prdc.get(key) if label else None
+        if not cols or cols.get("precision") is None:
+            continue
+        cells = [f"{m} {cols[m]:.3f}" + (f" [{cols[f'{m}_lo']:.3f}, {cols[f'{m}_hi']:.3f}]" if f"{m}_lo" in cols
+                                         else "") for m in ("precision", "recall", "density", "coverage")]
+        lines.append(f"\n  {label}: " + ", ".join(cells))
+    return "".join(lines)
 
 
 def tuned_settings(ckpt: str, ctx: click.Context) -> tuple[dict, object]:
     """(the recipe in TUNED.pt as `ddls sample` parameters, less those given on the command line or in the
-    environment; the recipe), or ({}, None) for a checkpoint without one."""
-    from ..tuning.recipe import read_recipe
+    environment; the recipe), or ({}, None) for a checkpoint without one. A recipe is checked as the options
+    it becomes and for its time before anything runs (ddls.tuning.runnable)."""
+    from ..tuning.runnable import read_runnable
 
-    recipe = read_recipe(ckpt)
+    recipe = read_runnable(ckpt)
     if recipe is None:
         return {}, None
     return {k: v for k, v in recipe.sample_options().items() if not was_given(k, ctx)}, recipe

@@ -1,4 +1,5 @@
-"""Two-dimensional targets: the 25-Gaussian grid, the 8-Gaussian ring and the Swiss roll."""
+"""Two-dimensional targets: the 25-Gaussian grid, the 8-Gaussian ring and the Swiss roll, and the other
+point sources a data name may give (a user's .npy of points, ddls.data.points)."""
 from __future__ import annotations
 
 import math
@@ -9,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DDLSError
+from .points import is_points_file, load_points
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,13 @@ class Toy2D:
     draw: Callable[[int, torch.Generator], Tensor]
     means: Tensor | None = None  # (K, 2) for mixtures
     std: float | None = None
+    dim: int = 2  # each point's size
+
+    def check_shape(self, sample_shape: tuple[int, ...], what: str = "the generator") -> None:
+        """One line when samples of `sample_shape` cannot be compared with these points."""
+        if tuple(sample_shape) != (self.dim,):
+            raise DDLSError(f"{self.name} holds points of {self.dim} numbers, but the samples of {what} have shape "
+                            f"{tuple(sample_shape)}; give real points of shape (N, {math.prod(sample_shape)})")
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         return self.draw(n, generator)
@@ -48,8 +57,39 @@ DATASETS: dict[str, Toy2D] = {
     "swissroll": Toy2D("swissroll", _swissroll),
 }
 
+# Point sources beyond the named targets, each (recognises(name), load(name) -> Toy2D), tried in order
+def points_dataset(path: str):
+    """The points of `path` as a data source: `sample(n, generator)` picks n of them (without replacement while
+    there are enough, so a reference set of N points is the file itself), chosen by the generator."""
+    points = torch.from_numpy(load_points(path)).float()
+
+    def draw(n: int, generator: torch.Generator) -> torch.Tensor:
+        if n <= len(points):
+            idx = torch.randperm(len(points), generator=generator, device=generator.device)[:n]
+        else:
+            idx = torch.randint(len(points), (n,), generator=generator, device=generator.device)
+        return points.to(generator.device)[idx]
+
+    return Toy2D(str(path), draw, dim=points.shape[1])
+
+
+RESOLVERS: list[tuple[Callable[[str], bool], Callable[[str], Toy2D]]] = [(is_points_file, points_dataset)]
+
+
+def _resolver(name: str) -> Callable[[str], Toy2D] | None:
+    return next((load for recognises, load in RESOLVERS if recognises(name)), None)
+
+
+def is_point_data(name: str | None) -> bool:
+    """Whether `name` is a named 2-D target or a point source that a resolver recognises."""
+    return name is not None and (name in DATASETS or _resolver(name) is not None)
+
 
 def get_dataset(name: str) -> Toy2D:
-    if name not in DATASETS:
-        raise DDLSError(f"unknown 2-D data {name!r}; choose one of {', '.join(DATASETS)}")
-    return DATASETS[name]
+    if name in DATASETS:
+        return DATASETS[name]
+    load = _resolver(name)
+    if load is None:
+        raise DDLSError(f"unknown 2-D data {str(name)[:200]!r}; choose one of {', '.join(DATASETS)}, or give a .npy "
+                        f"file of your own real points (N, 2)")
+    return load(name)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
 from ..io.checkpoint import Model, read_checkpoint
 from ..errors import DDLSError
+from ..models.factory import trusting
 from . import ddls_native
 from . import gan_collections
 from . import mimicry
@@ -30,19 +32,28 @@ def supported() -> str:
 
 
 def load_any(ckpt: str | os.PathLike, disc: str | os.PathLike | None = None, *, label: int | None = None,
-             device: str | torch.device = "cpu", factory: str | None = None) -> Model:
+             device: str | torch.device = "cpu", factory: str | None = None,
+             trust_factory: bool | str | Iterable[str] | None = None) -> Model:
     """The Model in `ckpt` (and `disc`, for libraries that save G and D apart), whichever format wrote it:
     ddls's own checkpoints and those of the libraries in FORMATS (`ddls.load_model` reads ddls's alone).
 
     factory: `pkg.mod:fn` or `path/to/gan.py:fn`, a function that builds your own networks, whose
-    state dicts `ckpt` holds (see ddls.models.factory)."""
-    path = Path(ckpt)
+    state dicts `ckpt` holds (see ddls.models.factory).
+    trust_factory: whether the factory a `ddls.save` file names may be imported and run: True, False, or
+    the module prefixes and paths to trust; None leaves it to DDLS_TRUST_FACTORY (unset: never)."""
+    with trusting(trust_factory):
+        return _load_any(Path(ckpt), disc, label=label, device=device, factory=factory)
+
+
+def _load_any(path: Path, disc, *, label, device, factory) -> Model:
     payload = read_checkpoint(path)
     disc_path = Path(disc) if disc is not None else None
     if factory is not None and disc_path is not None:
         raise DDLSError(f"a model factory reads both networks' weights from {path}; drop the discriminator file")
     disc_payload = read_checkpoint(disc_path) if disc_path is not None else None
-    if factory is not None:
+    if tuned.detect(payload, path):  # it names the checkpoint it was tuned on, in any format
+        model = tuned.load(payload, path, disc_payload, disc_path, factory=factory, load_any=load_any)
+    elif factory is not None:
         model = own.load_with_factory(factory, payload, path)
     else:
         model = _load_detected(payload, path, disc_payload, disc_path)

@@ -3,7 +3,9 @@
 `ddls.save` writes the state dicts of G and D with the factory that builds them (its name
 and arguments) and what the energy needs (latent shape, energy kind, data, the score map a
 calibration put on D's score). Loading calls
-the factory again (see ddls.models.factory) and fills in the weights, strictly.
+the factory again (see ddls.models.factory) and fills in the weights, strictly. The factory a
+file names is data: it is imported only when the user trusts it (`--trust-factory`) or names
+a factory of their own (`--model`).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import torch
 from ..errors import DDLSError
 from ..io.checkpoint import Model, load_state
 from ..io.outputs import write_bytes
-from ..models.factory import build_from, origin_of
+from ..models.factory import build_from, origin_of, shown
 from ._common import summary_keys, tensor_state
 
 NAME = "own"
@@ -32,7 +34,7 @@ EXTRA_META = ("config", "step", "history")  # what a trained Model's meta keeps 
 
 def save(model_or_energy: Any, path: str | os.PathLike) -> Path:
     """Write the networks, the factory that builds them and what the energy needs; returns the path."""
-    from ..sampling.energy import LatentEnergy
+    from ..core.energy import LatentEnergy
 
     x = model_or_energy
     if isinstance(x, Model):
@@ -49,7 +51,7 @@ def save(model_or_energy: Any, path: str | os.PathLike) -> Path:
     if origin is None:
         raise DDLSError("ddls.save cannot tell how to rebuild these networks: build them with a function "
                         "marked @ddls.factory")
-    from ..calibration.maps import Calibration
+    from ..core.score_map import Calibration
 
     if score_map is not None and not isinstance(score_map, Calibration):
         raise DDLSError("ddls.save stores score maps made by ddls's calibrations only; this energy's score_map "
@@ -80,23 +82,32 @@ def load(payload: Any, path: Path, disc: Any = None, disc_path: Path | None = No
     if payload.get("format_version") != FORMAT_VERSION:
         raise DDLSError(f"{path} has own-network format version {payload.get('format_version')}, this ddls reads "
                         f"{FORMAT_VERSION}; upgrade ddls")
-    try:
-        info = json.loads(payload["model"])
-        kwargs = json.loads(payload["factory_kwargs"])
-        spec = factory or payload["factory"]
-        extra = json.loads(payload.get("extra") or "{}")
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise DDLSError(f"{path}: checkpoint is missing its factory or model description ({exc})") from None
-    model = build_from(spec, kwargs, from_checkpoint=factory is None)
-    _fill(model, payload["generator"], payload["discriminator"], path)
-    model.latent_shape = tuple(info["latent_shape"])
-    model.energy_kind = info["energy"]
+    from ..io.schema import check_latent_shape, json_field
+
+    # every field is checked before any factory is called
+    info = json_field(payload, "model", path, required=True, kind=dict)
+    kwargs = json_field(payload, "factory_kwargs", path, required=False, kind=dict)
+    extra = json_field(payload, "extra", path, required=False, kind=dict)
+    spec = factory or payload.get("factory")
+    if not isinstance(spec, str):
+        raise DDLSError(f"{path}: the checkpoint names no model factory (module:function); give it yourself "
+                        f"with --model MODULE:FUNCTION")
+    latent_shape = check_latent_shape(info.get("latent_shape"), path)
+    energy, classes, label = info.get("energy"), info.get("num_classes") or 0, info.get("label")
+    if not isinstance(energy, str) or len(energy) > 64:
+        raise DDLSError(f"{path}: model.energy must be an energy kind (gan, wgan, ae, ...), got {shown(repr(energy))}")
+    if type(classes) is not int or classes < 0 or (label is not None and type(label) is not int):
+        raise DDLSError(f"{path}: model.num_classes and model.label must be whole numbers")
+    model = build_from(spec, kwargs, from_checkpoint=factory is None, source=str(path))
+    _fill(model, payload.get("generator"), payload.get("discriminator"), path)
+    model.latent_shape = latent_shape
+    model.energy_kind = energy
     model.data = info.get("data")
-    model.num_classes = info.get("num_classes") or model.num_classes
-    if info.get("label") is not None and model.label is None:
-        model.label = info["label"]
+    model.num_classes = classes or model.num_classes
+    if label is not None and model.label is None:
+        model.label = label
     if info.get("score_map"):  # files written before score maps were stored have none
-        from ..calibration.maps import Calibration
+        from ..core.score_map import Calibration
 
         model.score_map = Calibration.from_state(info["score_map"])
     model.meta = {**model.meta, **extra}

@@ -6,14 +6,14 @@ import os
 import pickle
 import re
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from ..sampling.energy import Label, LatentEnergy, as_label, cycle_labels
+from ..core.model import Model
+from ..core.score_map import Calibration
 from ..errors import DDLSError
 from .outputs import write_bytes
 from .schema import build_checked, check_ddls_payload, check_fits, check_weights
@@ -57,63 +57,6 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         # raises IndexError); all of them mean the same to a user
         raise DDLSError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}); "
                         f"is the file complete?") from None
-
-
-@dataclass
-class Model:
-    """A generator/discriminator pair with what ddls needs to sample it."""
-
-    generator: nn.Module
-    discriminator: nn.Module
-    latent_shape: tuple[int, ...]
-    energy_kind: str
-    data: str | None = None
-    meta: dict[str, Any] | None = None
-    label: Any = None  # class of a conditional model: an int for every chain, or one per chain
-    select: Any = None  # picks the score from D's output; see energy.make_selector
-    num_classes: int = 0  # > 0: a conditional model, which needs a label
-    score_map: Any = None  # a calibration map stored by `ddls calibrate` (ddls.calibration.maps.Calibration)
-
-    def energy(self, *, temperature: float = 1.0, sigma: float = 0.0, kind: str | None = None,
-               label: Label = None) -> LatentEnergy:
-        """label: a class for every chain, or one class per chain (see LatentEnergy)."""
-        label = self.checked_label(self.label if label is None else label)
-        if self.num_classes and label is None:
-            raise DDLSError(f"this is a conditional model with {self.num_classes} classes; give a class label "
-                            f"(0..{self.num_classes - 1}) for every chain, or one per chain")
-        return LatentEnergy(self.generator, self.discriminator, self.latent_shape,
-                            kind=kind or self.energy_kind, temperature=temperature, sigma=sigma,
-                            label=label, select=self.select, score_map=self.score_map)
-
-    def checked_label(self, label: Label, *, source: str | None = None) -> int | Tensor | None:
-        """`label` as `as_label` gives it, refused when out of range for a model that knows its classes.
-
-        With `source` (the file it came from) a model without classes is known to be unconditional,
-        and any label is refused; without it (a wrapped model) the label is taken as given.
-        """
-        label = as_label(label)
-        if label is None:
-            return None
-        if not self.num_classes:
-            if source is not None:
-                raise DDLSError(f"{source} is an unconditional model; drop the label")
-            return label
-        low, high = (label, label) if isinstance(label, int) else (int(label.min()), int(label.max()))
-        if low < 0 or high >= self.num_classes:
-            raise DDLSError(f"label {low if low < 0 else high} is out of range for {self.num_classes} "
-                            f"classes (0..{self.num_classes - 1})")
-        return label
-
-    def cycled_labels(self, n: int, *, source: str | None = None) -> Tensor:
-        """Chain i of n gets class i mod num_classes."""
-        if not self.num_classes:
-            raise DDLSError(f"{source or 'this model'} is an unconditional model; drop the label")
-        return cycle_labels(n, self.num_classes)
-
-    def to(self, device: torch.device | str) -> "Model":
-        self.generator.to(device)
-        self.discriminator.to(device)
-        return self
 
 
 def save_ddls(path: str | os.PathLike, *, g: nn.Module, d: nn.Module, g_spec: dict, d_spec: dict,
@@ -178,8 +121,6 @@ def model_from_payload(ckpt: Any, path: Path) -> Model:
             "format": FORMAT}
     score_map = None
     if model.get("score_map"):
-        from ..calibration.maps import Calibration
-
         score_map = Calibration.from_state(model["score_map"])
     # a loaded model samples: batch norm on its running statistics, whoever calls the networks
     return Model(g.eval(), d.eval(), tuple(model["latent_shape"]), model["energy"], model.get("data"), meta,

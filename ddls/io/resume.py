@@ -5,6 +5,9 @@ A resume file holds only tensors, numbers and strings, so it loads with
 previous one whole. It records the identity of its run (the options that decide the
 result); resuming under a different identity is refused, since the result would be
 neither run.
+
+This module writes, reads and checks the file; what it holds for each kind of run, and how that
+becomes the driver's or the trainer's progress again, is ddls.sampling.resume and ddls.training.resume.
 """
 from __future__ import annotations
 
@@ -17,11 +20,8 @@ from typing import Any, Callable
 import torch
 
 from .checkpoint import read_checkpoint
-from ..sampling.driver import ChainProgress, SampleProgress
 from ..errors import DDLSError, UnfinishedRun
 from .outputs import write_bytes
-from ..sampling.samplers import State
-from ..training.trainer import TrainProgress
 
 SAMPLE_FORMAT = "ddls-sample-resume"
 TRAIN_FORMAT = "ddls-train-resume"
@@ -84,75 +84,24 @@ def _read(path: Path, kind: str, identity: dict, free: tuple[str, ...] = ()) -> 
     return payload
 
 
-def _cpu(t):
+def cpu(t):
+    """`t` detached on the CPU when it is a tensor: what a resume file stores."""
     return t.detach().cpu() if isinstance(t, torch.Tensor) else t
 
 
-def _state(st: State) -> list:
-    return [_cpu(st.position), _cpu(st.energy), _cpu(st.grad)]
+def write_progress(path: str | os.PathLike, kind: str, identity: dict, body: dict) -> None:
+    """Write the progress `body` (tensors, numbers, strings) of run `identity` as a `kind` resume file."""
+    _write(Path(path), kind, identity, body)
 
 
-def save_sample_progress(path: str | os.PathLike, identity: dict, progress: SampleProgress) -> None:
-    chain = None
-    if progress.chain is not None:
-        c = progress.chain
-        chain = {"step": int(c.step), "state": _state(c.state), "accept_sum": _cpu(c.accept_sum),
-                 "first_bad": _cpu(c.first_bad), "records": [_cpu(r) for r in c.records],
-                 "generator_state": _cpu(c.generator_state), "last_good": _state(c.last_good),
-                 "eps": _cpu(c.eps), "restarts": [list(r) for r in c.restarts]}
-    _write(Path(path), SAMPLE_FORMAT, identity, {
-        "chunk": int(progress.chunk), "latents": progress.latents, "samples": progress.samples,
-        "accepts": progress.accepts, "trajs": progress.trajs,
-        "restarts": [list(r) for r in progress.restarts], "chain": chain})
+def read_progress(path: str | os.PathLike, kind: str, identity: dict, free: tuple[str, ...] = ()) -> dict:
+    """The body of the `kind` resume file at `path`, refused unless it belongs to run `identity`."""
+    return _read(Path(path), kind, identity, free)
 
 
-def load_sample_progress(path: str | os.PathLike, identity: dict,
-                         device: torch.device | str = "cpu") -> SampleProgress:
-    """The progress saved in `path`, with the current chunk's tensors on `device`."""
-    path = Path(path)
-    p = _read(path, SAMPLE_FORMAT, identity)
-    try:
-        chain = None
-        if p["chain"] is not None:
-            c = p["chain"]
-
-            def on(t: Any):
-                return t.to(device) if isinstance(t, torch.Tensor) else t
-
-            chain = ChainProgress(
-                step=int(c["step"]), state=State(*map(on, c["state"])), accept_sum=on(c["accept_sum"]),
-                first_bad=on(c["first_bad"]), records=list(c["records"]), generator_state=c["generator_state"],
-                last_good=State(*map(on, c["last_good"])), eps=on(c["eps"]),
-                restarts=[tuple(r) for r in c["restarts"]])
-        return SampleProgress(int(p["chunk"]), list(p["latents"]), list(p["samples"]), list(p["accepts"]),
-                              list(p["trajs"]), [tuple(r) for r in p["restarts"]], chain)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DDLSError(f"{path} is an incomplete resume file ({type(exc).__name__}: {exc}); "
-                        f"delete it to start over") from None
-
-
-def save_train_progress(path: str | os.PathLike, identity: dict, progress: TrainProgress) -> None:
-    _write(Path(path), TRAIN_FORMAT, identity, {
-        "step": int(progress.step), "generator": progress.generator, "discriminator": progress.discriminator,
-        "opt_g": progress.opt_g, "opt_d": progress.opt_d, "history": json.dumps(progress.history),
-        "generator_state": _cpu(progress.generator_state),
-        "loss_state": {k: _cpu(v) for k, v in progress.loss_state.items()}, "scalers": progress.scalers})
-
-
-# the number of steps may change on resume: it only says where the run ends (no schedule reads it)
-TRAIN_FREE = ("config.steps",)
-
-
-def load_train_progress(path: str | os.PathLike, identity: dict) -> TrainProgress:
-    path = Path(path)
-    p = _read(path, TRAIN_FORMAT, identity, TRAIN_FREE)
-    try:
-        return TrainProgress(int(p["step"]), p["generator"], p["discriminator"], p["opt_g"], p["opt_d"],
-                             json.loads(p["history"]), p["generator_state"], dict(p.get("loss_state") or {}),
-                             dict(p.get("scalers") or {}))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DDLSError(f"{path} is an incomplete resume file ({type(exc).__name__}: {exc}); "
-                        f"delete it to start over") from None
+def incomplete(path: str | os.PathLike, exc: Exception) -> DDLSError:
+    """The one-line error for a resume file that lacks a field its reader needs."""
+    return DDLSError(f"{path} is an incomplete resume file ({type(exc).__name__}: {exc}); delete it to start over")
 
 
 def progress_to_resume(state_file: Path, resume: bool, load: Callable[[Path], Any]) -> Any | None:

@@ -25,6 +25,13 @@ MAX_TEXT = 1 << 20  # characters of a JSON field
 SAMPLE_KINDS = "fiu"  # samples are real numbers: float, int, unsigned; never bool, complex, text or objects
 
 
+def json_kind(value: Any) -> str:
+    """The kind of a value read from a file, in JSON's words, for a one-line refusal."""
+    names = {bool: "true or false", int: "a number", float: "a number", str: "text", list: "a list",
+             dict: "an object"}
+    return "null" if value is None else names.get(type(value), f"a {type(value).__name__}")
+
+
 def memory_bytes() -> int:
     """The machine's physical memory (MemTotal of /proc/meminfo, else sysconf), or 2**40 if neither says."""
     try:
@@ -57,7 +64,8 @@ def check_fits(nbytes: float, what: str, path: Path | str,
                         f"{human_bytes(limit)} of memory; {hint}")
 
 
-def _json_field(payload: dict, key: str, path: Path, *, required: bool, kind: type) -> Any:
+def json_field(payload: dict, key: str, path: Path | str, *, required: bool, kind: type) -> Any:
+    """The JSON text in `payload[key]`, parsed and of `kind` (dict or list); absent and not required: empty."""
     raw = payload.get(key)
     if raw is None and not required:
         return kind()
@@ -131,7 +139,7 @@ def check_state_dict(state: Any, field: str, path: Path) -> dict[str, torch.Tens
 
 def check_ddls_payload(payload: dict, path: Path) -> dict:
     """The fields of a `ddls train` checkpoint, parsed: {'model', 'config', 'extra', 'step'}."""
-    model = _json_field(payload, "model", path, required=True, kind=dict)
+    model = json_field(payload, "model", path, required=True, kind=dict)
     for net in ("generator", "discriminator"):
         if net not in model:
             raise DDLSError(f"{path}: model.{net} is missing; the checkpoint is incomplete")
@@ -141,8 +149,8 @@ def check_ddls_payload(payload: dict, path: Path) -> dict:
         raise DDLSError(f"{path}: model.energy must be a name (gan, wgan, ae), got {model.get('energy')!r}")
     if not isinstance(model.get("data"), (str, type(None))):
         raise DDLSError(f"{path}: model.data must be a data set name, got {model.get('data')!r}")
-    config = _json_field(payload, "config", path, required=False, kind=dict)
-    extra = _json_field(payload, "extra", path, required=False, kind=dict)
+    config = json_field(payload, "config", path, required=False, kind=dict)
+    extra = json_field(payload, "extra", path, required=False, kind=dict)
     step = payload.get("step")
     if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
         raise DDLSError(f"{path}: field 'step' must be a non-negative integer, got {step!r}")

@@ -120,11 +120,58 @@ def reference_stats(extractor: FeatureExtractor, *, stats: str | os.PathLike | N
     if data is None:
         raise DDLSError(f"no reference for FID: give reference statistics (make them with "
                         f"{how_to_make(extractor.name)}) or a data set (fashion-mnist)")
-    images = dataset_images(data)[:n]
-    if note is not None:
-        note(f"computing {extractor.name} statistics of {data} ({len(images)} images); to reuse them, save them "
-             f"once with {how_to_make(extractor.name, data)} and give that file as the statistics")
-    return image_stats(images, extractor, progress=progress), {"data": data, "split": "train", "n": len(images)}
+    reference = dataset_stats(data, "train", extractor, n, progress=progress, note=note)
+    return reference, {"data": data, "split": "train", "n": reference.n}
+
+
+# a split's features up to this size are kept in the user cache (domain features); larger ones (Inception's
+# 2048-d) keep only their statistics
+FEATURE_CACHE_BYTES = 256 * 2**20
+
+
+def _split(data: str, split: str, extractor: FeatureExtractor, n: int | None) -> tuple[torch.Tensor, dict]:
+    """The first n images of a split and what keys their cache entries: the images' digest and the network."""
+    from ..io.cache import digest_tensors
+
+    images = dataset_images(data, split)[:n]
+    return images, {"data": IMAGE_DATA.get(str(data).lower(), data), "split": split, "n": len(images),
+                    "images_sha256": digest_tensors(images), "features": extractor.name, "dim": extractor.dim,
+                    "network": extractor.info}
+
+
+def _features(images: torch.Tensor, parts: dict, extractor: FeatureExtractor, progress: bool) -> np.ndarray:
+    from ..io.cache import cached
+
+    if len(images) * extractor.dim * 8 > FEATURE_CACHE_BYTES:
+        return extractor(images, progress=progress)
+    return cached("features", parts, lambda: ({"features": extractor(images, progress=progress)}, {}))[0]["features"]
+
+
+def dataset_features(data: str, split: str, extractor: FeatureExtractor, n: int | None = None, *,
+                     progress: bool = False) -> np.ndarray:
+    """Features of the first n images of a data set's split, from the user cache (ddls.io.cache) when the
+    same images went through the same network before (domain features; Inception's are recomputed)."""
+    images, parts = _split(data, split, extractor, n)
+    return _features(images, parts, extractor, progress)
+
+
+def dataset_stats(data: str, split: str, extractor: FeatureExtractor, n: int | None = None, *,
+                  progress: bool = False, note: Callable[[str], None] | None = None) -> GaussianStats:
+    """Statistics of the first n images of a data set's split in the extractor's features, computed once
+    and then read from the user cache (ddls.io.cache) for the same images and network."""
+    from ..io.cache import cached
+
+    images, parts = _split(data, split, extractor, n)
+
+    def compute():
+        if note is not None:
+            note(f"computing {extractor.name} statistics of {data} ({split} split, {len(images)} images; kept in "
+                 f"the user cache for next time)")
+        stats = gaussian_stats(_features(images, parts, extractor, progress))
+        return {"mu": stats.mu, "sigma": stats.sigma, "n": np.array(stats.n)}, {}
+
+    arrays, _ = cached("stats", parts, compute)
+    return GaussianStats(arrays["mu"], arrays["sigma"], int(arrays["n"]))
 
 
 def scoring_reference(features: str, sample_shape: tuple[int, ...], device, *, stats: str | os.PathLike | None,

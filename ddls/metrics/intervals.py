@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DDLSError
+from .emd import emd
 from .fid import GaussianStats, _psd_sqrt, fid, gaussian_stats
 
 LEVEL = 0.95
@@ -112,8 +113,6 @@ def fid_bootstrap(features: np.ndarray, reference: GaussianStats, *, resamples: 
 def emd_bootstrap(samples: np.ndarray, reference: np.ndarray, *, resamples: int = 100, seed: int = 0,
                   level: float = LEVEL) -> Bootstrapped:
     """Exact EMD between `samples` (N, d) and `reference` (M, d) points, with a bootstrap over both."""
-    from .points2d import emd
-
     x, r = np.asarray(samples, np.float64), np.asarray(reference, np.float64)
     x, r = x.reshape(len(x), -1), r.reshape(len(r), -1)
     value = emd(x, r)

@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 from torch import Tensor, nn
 
-from ..io.checkpoint import Model
-from ..sampling.energy import SCORES, Label, as_label
+from ..core.energy import SCORES, Label, as_label
+from ..core.model import Model
 from ..errors import DDLSError
 
 # Attribute names that GAN code commonly uses for the latent size.

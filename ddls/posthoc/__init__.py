@@ -5,7 +5,10 @@
 - mhgan: Metropolis-Hastings with generator proposals (mhgan.py);
 - dot: discriminator optimal transport in latent space (dot.py);
 - dgflow: discriminator gradient flow in latent space (dgflow.py);
-- sir: importance resampling of a pool of generator samples by exp(d/T) (sir.py).
+- sir: importance resampling of a pool of generator samples by exp(d/T) (sir.py);
+- ex2mcmc: i-SIR moves from the prior between MALA steps on the latent energy (ex2mcmc.py);
+- polarity, magnet: prior latents resampled by G's Jacobian volume to the power rho (polarity.py);
+- collab: an activation inside G refined by D's gradient, leaving G's range (collab.py).
 
 Each takes a LatentLogit (target.py: generator, calibrated logit, prior) and a seed, and
 returns a PosthocResult: samples, latents, network evaluations, info. Each module registers
@@ -24,6 +27,9 @@ from . import mhgan  # noqa: F401
 from . import dot  # noqa: F401
 from . import dgflow  # noqa: F401
 from . import sir  # noqa: F401
+from . import polarity  # noqa: F401  (polarity, magnet)
+from . import collab  # noqa: F401
+from . import ex2mcmc  # noqa: F401
 from .registry import Setting, get, names, option_names, register, unregister
 from .target import LatentLogit, PosthocResult, make_target
 

@@ -18,8 +18,10 @@ from ..errors import DDLSError
 from . import GENERATOR, default_config, make_target, run
 from .registry import names
 
-COLUMNS = ["method", "emd", "modes", "hq", "emd_lo", "emd_hi", "seconds", "evals_per_sample", "acceptance"]
-IMAGE_COLUMNS = ["method", "fid", "fid_lo", "fid_hi", "seconds", "evals_per_sample", "acceptance"]
+PRDC = ["precision", "recall", "density", "coverage"]  # ddls.metrics.prdc, in the space of EMD or FID
+COLUMNS = ["method", "emd", "modes", "hq", "emd_lo", "emd_hi", *PRDC, "seconds", "evals_per_sample", "acceptance"]
+IMAGE_COLUMNS = ["method", "fid", "fid_lo", "fid_hi", *PRDC, "seconds", "evals_per_sample", "acceptance"]
+PRDC_INTERVALS = [f"{m}_{end}" for m in PRDC for end in ("lo", "hi")]  # in compare.csv, after the table's columns
 # *_lo, *_hi: the metric's 95% bootstrap interval (ddls.metrics.intervals); None when not asked for
 
 
@@ -41,8 +43,8 @@ def compare(energy: LatentEnergy, methods: list[str], options: dict, evaluate: C
     `options` are the flat per-method settings of `ddls.posthoc.default_config`.
     """
     t0 = time.perf_counter()
-    target, record = make_target(energy, calibration, draw_real, n=calibration_n, seed=seed,
-                                 finetune_steps=finetune_steps)
+    target = make_target(energy, calibration, draw_real, n=calibration_n, seed=seed, finetune_steps=finetune_steps)
+    record = dict(target.record)
     record["seconds"] = round(time.perf_counter() - t0, 3)
     rows, samples = [], []
     for method in [GENERATOR, *methods]:
@@ -73,12 +75,12 @@ def write_outputs(out: Path, rows: list[dict], samples: list[np.ndarray], refere
 
     image = samples[0].ndim == 4
     columns = IMAGE_COLUMNS if image else COLUMNS
-    write_csv(out / "compare.csv", [{c: r.get(c) for c in columns} for r in rows])
+    write_csv(out / "compare.csv", [{c: r.get(c) for c in columns + PRDC_INTERVALS} for r in rows])
     write_json(out / "compare.json", {**record, "rows": rows})
     labels = [r["method"] for r in rows]
     if image:
         samples_figure_images(labels, [f"FID {r['fid']:.2f}" for r in rows], samples, out / "compare.png",
-                              title=title)
+                              title=title, metrics=rows)
     else:
         samples_figure_2d(labels, rows, samples, reference, out / "compare.png", title=title)
 
@@ -88,24 +90,33 @@ def scoring_for(ckpt, model, energy, *, n: int, seed: int, resamples: int, featu
                 note: Callable[[str], None] = lambda s: None):
     """(evaluate, reference points or None, scoring record, draw_real) for `compare` on this model:
     FID in `features` space for images (against `stats` or the data set's train split), EMD, modes and
-    high-quality % for 2-D data."""
+    high-quality % for 2-D data (against `data`, a 2-D data name or a .npy of points, by default the model's);
+    for both, precision, recall, density and coverage against n real points in the same space."""
     from ..data.real import real_source
 
     if len(energy.sample_shape) == 3:  # (C, H, W)
-        from ..metrics.fid_stats import fid_columns, scoring_reference
+        from ..metrics.evaluate import image_columns, prdc_reference
+        from ..metrics.fid_stats import scoring_reference
+        from ..metrics.prdc import K
 
         extractor, ref, ref_meta = scoring_reference(features, energy.sample_shape, energy.device, stats=stats,
                                                      data=data or model.data, n=ref_n, classifier=classifier,
                                                      note=note)
-        record = {"features": extractor.name, "feature_info": extractor.info, "reference": ref_meta}
-        return ((lambda x: fid_columns(x, ref, extractor, resamples=resamples, seed=seed)), None, record,
+        real = prdc_reference(extractor, n, ref_meta, data or model.data, ref_n=None if stats else ref_n, note=note)
+        record = {"features": extractor.name, "feature_info": extractor.info, "reference": ref_meta,
+                  "prdc": None if real is None else {"k": K, "reference_n": int(len(real))}}
+        return ((lambda x: image_columns(x, ref, extractor, real, resamples=resamples, seed=seed)[0]), None, record,
                 real_source(model, energy.sample_shape, data=data))
     from ..data.toy2d import get_dataset
-    from ..metrics.points2d import evaluate as evaluate_2d, reference_samples
+    from ..metrics.evaluate import points_columns
+    from ..metrics.points2d import reference_samples
 
-    if model.data is None:
-        raise DDLSError(f"{ckpt} does not say which data it was trained on; compare scores 2-D ddls "
-                        f"checkpoints and image checkpoints")
-    dataset = get_dataset(model.data)
-    return ((lambda x: evaluate_2d(x, dataset, resamples=resamples, seed=seed)), reference_samples(dataset, min(n, 5000)),
-            {}, real_source(model))
+    name = data or model.data
+    if name is None:
+        raise DDLSError(f"{ckpt} does not say which data it was trained on; pass --data points.npy (your own real "
+                        f"points, one per row) or a 2-D data name")
+    dataset = get_dataset(name)
+    dataset.check_shape(energy.sample_shape)
+    return ((lambda x: points_columns(x, dataset, resamples=resamples, seed=seed)),
+            reference_samples(dataset, min(n, 5000)),
+            {}, real_source(model, energy.sample_shape, data=name))

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from .._torch import frozen, seeded_chunks
 from ..errors import DDLSError
-from ..sampling.samplers import autograd_energy_and_grad
+from ..sampling.samplers import energy_and_grad
 from .progress import step_bar
 from .registry import POSITIVE, Setting, register
 from .target import LatentLogit, PosthocResult
@@ -57,12 +57,44 @@ class DGflowConfig:
         return asdict(self)
 
 
-def step(target: LatentLogit, z: Tensor, config: DGflowConfig, generator: torch.Generator) -> Tensor:
-    """One discretised step of the flow for a batch of latents."""
-    d, grad = autograd_energy_and_grad(target, z)  # the logit and its gradient, as for an energy
+def step(target: LatentLogit, z: Tensor, config: DGflowConfig, generator: torch.Generator, *,
+         eta: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
+    """One discretised step of the flow for a batch of latents. Several settings in one batch (`sample_etas`)
+    give each chain its own step size `eta` (B,) and the `noise` (B, D) its own run would draw."""
+    d, grad = energy_and_grad(target, z)  # the logit and its gradient, as for an energy
     weight = VELOCITY_WEIGHTS[config.f_div](d)
-    noise = torch.randn(z.shape, generator=generator, device=generator.device)
-    return z + config.eta * weight[:, None] * grad + math.sqrt(2 * config.eta * config.gamma) * noise
+    if noise is None:
+        noise = torch.randn(z.shape, generator=generator, device=generator.device)
+    if eta is None:
+        return z + config.eta * weight[:, None] * grad + math.sqrt(2 * config.eta * config.gamma) * noise
+    eta = eta[:, None]
+    return z + eta * weight[:, None] * grad + (2 * eta * config.gamma).sqrt() * noise
+
+
+def sample_etas(target: LatentLogit, n: int, config: DGflowConfig, etas: list[float], *, seed: int = 0,
+                batch_size: int | None = None) -> list[PosthocResult]:
+    """`sample(target, n, replace(config, eta=e), seed=seed)` for each e in `etas`, as one batch: every run
+    starts from chunk k's prior draws and takes its noise, so they share them; each step evaluates G and D
+    once for all (`batch_size` chains at a time, default the chunk size). Latents that went NaN/inf are
+    returned as they are, for the caller to refuse."""
+    from ..sampling.batched import InBatches
+
+    k = len(etas)
+    xs, zs = [[] for _ in etas], [[] for _ in etas]
+    with frozen(*target.modules()):
+        for _, start, stop, gen in seeded_chunks(n, config.chunk_size, seed, target.device):
+            m = stop - start
+            z = target.prior_sample(m, gen)
+            eta = torch.tensor(etas, device=z.device, dtype=z.dtype).repeat_interleave(m)
+            z, flow = z.repeat(k, 1), InBatches(target, batch_size or config.chunk_size)
+            for _ in range(config.steps):
+                noise = torch.randn((m, z.shape[1]), generator=gen, device=gen.device)
+                z = step(flow, z, config, gen, eta=eta, noise=noise.repeat(k, 1))
+            x = flow.decode(z)
+            for j in range(k):
+                xs[j].append(x[j * m:(j + 1) * m])
+                zs[j].append(z[j * m:(j + 1) * m].cpu())
+    return [PosthocResult(torch.cat(xs[j]), torch.cat(zs[j]), 2 * n * config.steps, {}) for j in range(k)]
 
 
 @register("dgflow", DGflowConfig, "discriminator gradient flow of the prior latents", shared={"chunk_size": "chunk_size"},

@@ -72,12 +72,60 @@ def transport(target: LatentLogit, y: Tensor, k_eff: float, config: DOTConfig,
         opt = torch.optim.SGD([z], lr=config.lr)
     with torch.enable_grad(), frozen(*target.modules()):
         for _ in range(config.steps):
-            cost = ((z - y).pow(2).sum(1) + SMOOTH).sqrt() - target(z) / k_eff
+            cost = _cost(target, z, y, k_eff)
             opt.zero_grad(set_to_none=True)
             cost.sum().backward()  # rows are independent: the sum's gradient is each row's own
             opt.step()
             advance(1)
     return z.detach()
+
+
+def _cost(target: LatentLogit, z: Tensor, y: Tensor, k_eff: float) -> Tensor:
+    """||z - y|| - d(G(z)) / k_eff per row."""
+    return ((z - y).pow(2).sum(1) + SMOOTH).sqrt() - target(z) / k_eff
+
+
+def sample_lrs(target: LatentLogit, n: int, config: DOTConfig, lrs: list[float], *, seed: int = 0,
+               batch_size: int | None = None) -> list[PosthocResult]:
+    """`sample(target, n, replace(config, lr=r), seed=seed)` for each r in `lrs`, as one batch: one k_eff
+    (each run estimates it from the same pairs), the prior draws shared, each step evaluating G and D once
+    for all (`batch_size` chains at a time, default the chunk size). An SGD step of size r on a row's cost
+    is a step of size 1 on r times it, which gives each row its own step size; Adam's steps do not scale
+    so, and it is refused."""
+    from ..sampling.batched import InBatches
+
+    if config.optimizer != "sgd":
+        raise DDLSError("DOT settings run as one batch with the sgd optimizer only; run adam ones one by one")
+    if not target.calibration.differentiable:
+        raise DDLSError(f"DOT follows gradients of d, and {target.calibration.kind} calibration has none; "
+                        f"use raw, logistic or finetune")
+    k_eff, evaluations = config.k_eff, [0] * len(lrs)
+    if k_eff is None:
+        k_eff = effective_lipschitz(target, config.pairs, make_generator(derived_seed(seed, KEFF_STREAM),
+                                                                         target.device))
+        evaluations[0] += 2 * config.pairs
+    k = len(lrs)
+    xs, zs = [[] for _ in lrs], [[] for _ in lrs]
+    for chunk in seeded_chunks(n, config.chunk_size, seed, target.device):
+        m = chunk.size
+        y = target.prior_sample(m, chunk.generator).repeat(k, 1)
+        scale = torch.tensor(lrs, device=y.device, dtype=y.dtype).repeat_interleave(m)
+        z = y.detach().clone().requires_grad_(True)
+        opt = torch.optim.SGD([z], lr=1.0)
+        parts = InBatches(target, batch_size or config.chunk_size)
+        with torch.enable_grad(), frozen(*target.modules()):
+            for _ in range(config.steps):
+                opt.zero_grad(set_to_none=True)
+                for a, b in parts.ranges(len(z)):  # each slice adds its rows' gradients to z.grad
+                    (_cost(target, z[a:b], y[a:b], k_eff) * scale[a:b]).sum().backward()
+                opt.step()
+        with frozen(*target.modules()):
+            x = parts.decode(z.detach())
+        for j in range(k):
+            xs[j].append(x[j * m:(j + 1) * m])
+            zs[j].append(z.detach()[j * m:(j + 1) * m].cpu())
+            evaluations[j] += 2 * m * config.steps
+    return [PosthocResult(torch.cat(xs[j]), torch.cat(zs[j]), evaluations[j], {"k_eff": k_eff}) for j in range(k)]
 
 
 @register("dot", DOTConfig, "discriminator optimal transport of each prior latent", shared={"chunk_size": "chunk_size"},

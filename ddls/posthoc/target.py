@@ -3,9 +3,11 @@
 The samplers of this package (DRS, MH-GAN, DOT, DGflow) see a GAN through a
 `LatentLogit`: prior draws z, samples G(z), and d(x), an estimate of
 log p_data(x)/p_g(x) after calibration. They return a `PosthocResult`.
+`make_target(energy, calibration)` makes one, with the record of its calibration's fit in `.record`.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,6 +25,13 @@ class LatentLogit:
 
     energy: LatentEnergy
     calibration: Calibration = RAW
+    record: dict = field(default_factory=dict, compare=False)  # the calibration's fit: what, and its cost
+
+    def __iter__(self):
+        """`target, record = make_target(...)`, as make_target once returned a pair; use `.record` instead."""
+        warnings.warn("make_target returns the LatentLogit itself; read the fit's record as `target.record` "
+                      "instead of unpacking a pair", DeprecationWarning, stacklevel=2)
+        return iter((self, self.record))
 
     @property
     def device(self) -> torch.device:
@@ -78,16 +87,16 @@ DrawReal = Callable[[int, torch.Generator], Tensor]  # n real samples, drawn wit
 
 
 def make_target(energy: LatentEnergy, calibration: str, draw_real: DrawReal | None = None, *, n: int = 5000, seed: int = 0,
-                finetune_steps: int = 2000) -> tuple[LatentLogit, dict]:
+                finetune_steps: int = 2000) -> LatentLogit:
     """The LatentLogit for `calibration` (raw, platt/logistic, isotonic, finetune), by ddls.calibration.calibrate:
     the same fit `ddls calibrate` makes for the same seed. n: samples each for platt/isotonic.
 
-    Returns it with a record of the fit: {'calibration': ..., 'evaluations': passes through D spent}.
+    Its `.record` says what was fitted: {'calibration': ..., 'evaluations': passes through D spent}.
     """
     from ..calibration import calibrate
 
     if calibration != "raw" and draw_real is None:
         raise DDLSError(f"{calibration} calibration needs real samples, and this checkpoint names no data "
-                        f"source (ddls checkpoints name theirs: 2-D data or an image data set); use raw calibration")
+                        f"source; pass --data (a .npy of your own real points, or a data set) or use raw calibration")
     result = calibrate(energy, calibration, draw_real, n=n, seed=seed, steps=finetune_steps)
-    return LatentLogit(result.energy, result.map), {"calibration": result.record, "evaluations": result.evaluations}
+    return LatentLogit(result.energy, result.map, {"calibration": result.record, "evaluations": result.evaluations})

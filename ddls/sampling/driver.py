@@ -19,6 +19,7 @@ from .._torch import frozen, seeded_chunks
 from .energy import LatentEnergy
 from ..errors import DDLSError, NonFiniteEnergy
 from .samplers import Info, Sampler, State
+from .stepper import EagerStepper, flag_non_finite, make_stepper  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from .fastpath import FastPath
@@ -87,52 +88,6 @@ class ChainProgress:
     last_good: State  # the state at the last check, where every chain was finite
     eps: Tensor | None = None  # (B,) per-chain step sizes once a chain was restarted, else None
     restarts: list[tuple[int, int, float]] = field(default_factory=list)
-
-
-def flag_non_finite(first_bad: Tensor, state: State, step: int | Tensor) -> None:
-    """Mark, in place, the chains whose energy or gradient is not finite at `step` (first time only)."""
-    bad = ~torch.isfinite(state.energy) | ~torch.isfinite(state.grad).all(1)
-    first_bad.copy_(torch.where(bad & (first_bad < 0), step, first_bad))
-
-
-class EagerStepper:
-    """One kernel step at a time, as PyTorch runs it: the step, its acceptance sum and its NaN flags.
-
-    A stepper advances `state` by step `i` and adds to the driver's `accept_sum` and
-    `first_bad` in place. `hold(state)` returns a state that later steps leave alone (here
-    the state itself: eager steps make new tensors); `close()` frees what the stepper holds.
-    An energy may bring its own stepper (`energy.stepper(...)`, ddls.sampling.graphs), which
-    must follow the same contract.
-    """
-
-    def __init__(self, sampler: Sampler, energy: Callable[[Tensor], Tensor], generator: torch.Generator,
-                 accept_sum: Tensor, first_bad: Tensor):
-        self.sampler, self.energy, self.generator = sampler, energy, generator
-        self.accept_sum, self.first_bad = accept_sum, first_bad
-
-    def __call__(self, state: State, eps: Tensor | None, i: int) -> State:
-        if eps is None:
-            state, info = self.sampler.step(state, self.energy, generator=self.generator)
-        else:
-            state, info = self.sampler.step(state, self.energy, generator=self.generator, eps=eps)
-        self.accept_sum += info.accept_prob
-        flag_non_finite(self.first_bad, state, i)
-        return state
-
-    def hold(self, state: State) -> State:
-        return state
-
-    def close(self) -> None:
-        pass
-
-
-def make_stepper(sampler: Sampler, energy: Callable[[Tensor], Tensor], generator: torch.Generator,
-                 accept_sum: Tensor, first_bad: Tensor):
-    """The energy's own stepper when it has one (whole-step CUDA graphs), else an EagerStepper."""
-    own = getattr(energy, "stepper", None)
-    if own is not None:
-        return own(sampler, generator, accept_sum, first_bad)
-    return EagerStepper(sampler, energy, generator, accept_sum, first_bad)
 
 
 def run_chain(sampler: Sampler, energy: Callable[[Tensor], Tensor], position: Tensor, *, steps: int,

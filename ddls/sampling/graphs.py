@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .driver import EagerStepper, flag_non_finite
+from .stepper import EagerStepper, flag_non_finite
 from .samplers import Sampler, State
 
 WARMUP = 2  # eager steps on a side stream before capture (lazy initialisation, cuDNN's choices)

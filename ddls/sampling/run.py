@@ -1,6 +1,7 @@
 """A whole sampling run, as `ddls sample` and `ddls.sample_to_file` start it: load the model, run
 the chains in chunks (resumable, sharded under torchrun), stream them into the .npz, and record
-in its meta everything that made it. The other post-hoc methods run through `run_posthoc_sampling`."""
+in its meta everything that made it. The other post-hoc methods run into a file through
+`ddls.posthoc.to_file.run_posthoc_sampling`."""
 from __future__ import annotations
 
 import time
@@ -40,6 +41,7 @@ class SampleJob:
     run: RunConfig
     disc: str | None = None
     factory: str | None = None  # the function that builds your own networks; their weights are in ckpt
+    data: str | None = None  # the real data the samples are of, when the checkpoint names none (or other)
     label: int | str | None = None
     temperature: float = 1.0
     sigma: float = 0.0
@@ -64,11 +66,13 @@ class SampleSummary:
     restarts: list = field(default_factory=list)
     written: bool = True  # False on the non-writing ranks of a distributed run
     fast: str = "plain"  # the fast path the chains ran on
+    energy_kind: str | None = None  # how the score was read (gan: a logit; wgan: a critic, ...)
 
 
 def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None) -> SampleSummary:
     """Run `job` to the end (or from its resume file), write `job.out`, and say what was done."""
-    from ..io.resume import file_digest, load_sample_progress, progress_to_resume, resume_path, save_sample_progress
+    from ..io.resume import file_digest, progress_to_resume, resume_path
+    from .resume import load_sample_progress, save_sample_progress
     from . import distributed as dist
     from .budget import check_disk
     from .stream import SampleWriter, sample_layout, stream_chunks
@@ -79,6 +83,12 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
         raise DDLSError("resuming is not supported in distributed runs; rerun without it")
     model, energy = load_energy(job.ckpt, str(group.device) if group else job.device, job.temperature, job.sigma,
                                 job.energy_kind, job.disc, job.label, config.n, job.factory)
+    if job.data is not None:  # the samples will name it: points that do not fit them are refused now, not at eval
+        from ..data.images import is_image_data
+        from ..data.real import real_source
+
+        if not is_image_data(job.data):
+            real_source(model, energy.sample_shape, data=job.data)
     check_disk(job.out, config.n, energy.dim, energy.sample_shape, steps=config.steps,
                record_every=config.record_every)
     state_file = resume_path(job.out)
@@ -126,7 +136,7 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
     wall = time.perf_counter() - t0
     meta = {"ckpt": str(job.ckpt), "disc": job.disc, **({"factory": job.factory} if job.factory else {}),
             "label": job.label,
-            "format": (model.meta or {}).get("format"), "data": model.data, "energy": energy.kind,
+            "format": (model.meta or {}).get("format"), "data": job.data or model.data, "energy": energy.kind,
             "temperature": job.temperature, "sigma": job.sigma, "run": config.to_dict(), "on_nan": job.on_nan,
             "resumed": progress is not None, "restarts": [list(r) for r in restarts], "seconds": round(wall, 3),
             "processes": group.world if group else 1, "fast": choice.to_dict()}
@@ -144,7 +154,7 @@ def run_sampling(job: SampleJob, *, echo: Callable[[str], None] = lambda s: None
     dist.shutdown(group)
     acceptance = seen.accept_sum / config.n if config.method == "mala" and config.steps else None
     return SampleSummary(job.out, config.n, config.steps, wall, group.world if group else 1, acceptance, restarts,
-                         fast=choice.path)
+                         fast=choice.path, energy_kind=energy.kind)
 
 
 def choose_fast(job: SampleJob, model, energy):
@@ -160,36 +170,3 @@ def describe_restarts(restarts: list) -> str:
     shown = ", ".join(f"chain {c} at step {s} (eps now {e:g})" for c, s, e in restarts[:5])
     more = f" and {len(restarts) - 5} more" if len(restarts) > 5 else ""
     return f"restarted {len(restarts)} diverging chain(s): {shown}{more}; listed in meta['restarts']"
-
-
-def run_posthoc_sampling(model, energy, method: str, out: str, *, n: int, seed: int, chunk_size: int, steps: int,
-                         eps: float, noise_scale: float, posthoc: dict, meta: dict,
-                         echo: Callable[[str], None] = lambda s: None) -> SampleSummary:
-    """`method` (drs, mhgan, dot, dgflow, or ddls/mala through a calibrated logit) into `out` as .npz.
-
-    `posthoc` holds the flat options of every method and the calibration (`calibration`,
-    `calibration_n`, `finetune_steps`)."""
-    from ..data.real import real_source
-    from ..io.outputs import write_npz
-    from ..posthoc import CALIBRATION_KEYS, default_config, make_target, run
-
-    from .budget import check_disk, check_in_memory
-
-    check_in_memory(n, energy.dim, energy.sample_shape)
-    check_disk(out, n, energy.dim, energy.sample_shape)
-    draw_real = real_source(model, energy.sample_shape)
-    settings = {k: v for k, v in posthoc.items() if k not in CALIBRATION_KEYS}
-    config = default_config(method, chunk_size=chunk_size, steps=steps, eps=eps, noise_scale=noise_scale, **settings)
-    t0 = time.perf_counter()
-    target, record = make_target(energy, posthoc["calibration"], draw_real, n=posthoc["calibration_n"], seed=seed,
-                                 finetune_steps=posthoc["finetune_steps"])
-    result = run(method, target, n, config, seed=seed, draw_real=draw_real, progress=True)
-    wall = time.perf_counter() - t0
-    meta.update(method=method, data=model.data, energy=energy.kind, format=(model.meta or {}).get("format"),
-                settings=config.to_dict(), n=n, seed=seed, calibration=record, info=result.info,
-                evaluations=result.evaluations, seconds=round(wall, 3))
-    write_npz(out, result.arrays(), meta)
-    extra = f", acceptance {result.info['acceptance']:.3f}" if "acceptance" in result.info else ""
-    echo(f"wrote {out}: {n} samples by {method} in {wall:.1f}s, "
-         f"{result.evaluations / n:.4g} network evaluations per sample{extra}")
-    return SampleSummary(out, n, steps, wall, acceptance=result.info.get("acceptance"))

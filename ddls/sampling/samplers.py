@@ -83,15 +83,21 @@ def _drift(state: State, eps: StepSize) -> Tensor:
     return state.position - 0.5 * _per_row(eps) * state.grad
 
 
+def propose(state: State, energy: Energy, *, eps: StepSize, noise_scale: float, noise: Tensor) -> State:
+    """The Langevin proposal from `state` with the given standard normal `noise`, evaluated."""
+    proposal = _drift(state, eps) + (_per_row(eps)**0.5 * noise_scale) * noise
+    value, grad = energy_and_grad(energy, proposal)
+    return State(proposal, value, grad)
+
+
 def ula_step(state: State, energy: Energy, *, eps: StepSize, noise_scale: float = 1.0,
              generator: torch.Generator) -> tuple[State, Info]:
     """One unadjusted Langevin step (the DDLS update); MALA takes it as its proposal."""
     noise = torch.randn(state.position.shape, generator=generator, device=state.position.device,
                         dtype=state.position.dtype)
-    proposal = _drift(state, eps) + (_per_row(eps)**0.5 * noise_scale) * noise
-    value, grad = energy_and_grad(energy, proposal)
-    ones = torch.ones_like(value)
-    return State(proposal, value, grad), Info(ones, ones.bool())
+    new = propose(state, energy, eps=eps, noise_scale=noise_scale, noise=noise)
+    ones = torch.ones_like(new.energy)
+    return new, Info(ones, ones.bool())
 
 
 def _log_q(to: Tensor, frm: State, eps: StepSize, noise_scale: float) -> Tensor:
@@ -99,20 +105,38 @@ def _log_q(to: Tensor, frm: State, eps: StepSize, noise_scale: float) -> Tensor:
     return -(to - _drift(frm, eps)).pow(2).sum(1) / (2 * eps * noise_scale**2)
 
 
-def mala_step(state: State, energy: Energy, *, eps: StepSize, noise_scale: float = 1.0,
-              generator: torch.Generator) -> tuple[State, Info]:
-    """The Langevin step as a proposal, plus a Metropolis-Hastings correction targeting exp(-E)."""
-    _check_mala_noise(noise_scale)
-    new, _ = ula_step(state, energy, eps=eps, noise_scale=noise_scale, generator=generator)
+def metropolis(state: State, new: State, *, eps: StepSize, noise_scale: float, u: Tensor) -> tuple[State, Info]:
+    """Accept the Langevin proposal `new` from `state` where log u < log alpha (u uniform, shape (B,))."""
     log_alpha = (state.energy - new.energy) + _log_q(state.position, new, eps, noise_scale) \
         - _log_q(new.position, state, eps, noise_scale)
     log_alpha = torch.nan_to_num(log_alpha, nan=-torch.inf)
-    u = torch.rand(new.energy.shape, generator=generator, device=new.energy.device, dtype=new.energy.dtype)
     accept = u.log() < log_alpha
     keep = accept[:, None]
     out = State(torch.where(keep, new.position, state.position), torch.where(accept, new.energy, state.energy),
                 torch.where(keep, new.grad, state.grad))
     return out, Info(log_alpha.clamp(max=0).exp(), accept)
+
+
+def mala_step(state: State, energy: Energy, *, eps: StepSize, noise_scale: float = 1.0,
+              generator: torch.Generator) -> tuple[State, Info]:
+    """The Langevin step as a proposal, plus a Metropolis-Hastings correction targeting exp(-E)."""
+    _check_mala_noise(noise_scale)
+    new, _ = ula_step(state, energy, eps=eps, noise_scale=noise_scale, generator=generator)
+    u = torch.rand(new.energy.shape, generator=generator, device=new.energy.device, dtype=new.energy.dtype)
+    return metropolis(state, new, eps=eps, noise_scale=noise_scale, u=u)
+
+
+def mixed_step(state: State, energy: Energy, *, eps: Tensor, adjusted: Tensor, noise_scale: float, noise: Tensor,
+               u: Tensor) -> tuple[State, Info]:
+    """ULA and MALA chains side by side: per-chain eps (B,), `adjusted` (B,) marks the MALA chains, and
+    the noise and uniforms are given (ddls.sampling.batched draws them as each chain's own run would)."""
+    new = propose(state, energy, eps=eps, noise_scale=noise_scale, noise=noise)
+    corrected, info = metropolis(state, new, eps=eps, noise_scale=noise_scale, u=u)
+    keep = adjusted[:, None]
+    out = State(torch.where(keep, corrected.position, new.position),
+                torch.where(adjusted, corrected.energy, new.energy), torch.where(keep, corrected.grad, new.grad))
+    ones = torch.ones_like(new.energy)
+    return out, Info(torch.where(adjusted, info.accept_prob, ones), torch.where(adjusted, info.accepted, ones.bool()))
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,8 @@ def grid_snapshot(folder: Path, z_dim: int, device: torch.device) -> Callable[[i
 def run_training(config: TrainConfig, out: str | Path, *, device: torch.device, resume: bool,
                  checkpoint_every: int, sample_every: int, echo: Callable[[str], None]) -> tuple[Trained, dict]:
     """Train (or finish an interrupted run), write every output; returns the run and its summary."""
-    from ..io.resume import load_train_progress, progress_to_resume, resume_path, save_train_progress
+    from ..io.resume import progress_to_resume, resume_path
+    from .resume import load_train_progress, save_train_progress
 
     outputs = TrainOutputs.at(out)
     draw_real, shape, dataset = training_data(config)

@@ -14,6 +14,14 @@ LANGEVIN_STEPS = 100
 # sir is searched only when asked: it gained nothing on the shipped models and its candidates would
 # shrink the first round of every search (docs/results.md)
 DEFAULT_METHODS = ("ddls", "mala", "dgflow", "dot", "drs", "mhgan")
+# methods whose candidates run as one batch of chains (ddls.sampling.batched), with their kernels
+BATCHED_KERNELS = {"ddls": "ula", "mala": "mala"}
+# polarity is searched only when asked (its pool's Jacobians cost latent_dim passes each); small rho:
+# log vol varies by tens of nats across an image GAN's latents, and on the shipped SNGAN rho >= 0.05
+# or <= -0.05 made FID worse (docs/results.md)
+POLARITY_RHOS = (0.02,)
+# ex2mcmc is searched only when asked, at its defaults (a cost near DDLS's 100 steps) over T x eps
+EX2MCMC_SETTINGS = {"ex2mcmc_iterations": 10, "ex2mcmc_candidates": 10, "ex2mcmc_mala_steps": 5}
 SIR_TEMPERATURES = (1.0, 3.0, 10.0)  # T > 1 flattens the weights of an over-confident fine-tuned D
 AUTO_MINUTES = {"cpu": 20.0, "cuda": 2.0}
 # head is fitted once per search (seconds to a minute or two); finetune's schedule is the user's to set
@@ -114,6 +122,10 @@ def default_grid(methods: tuple[str, ...] = DEFAULT_METHODS, *, temperatures: tu
         "drs": [Recipe("drs", 1.0, {"drs_pilot": 2000, "drs_gamma_percentile": p}) for p in (95.0, 80.0)],
         "mhgan": [Recipe("mhgan", 1.0, {"mh_chain_length": k}) for k in (20, 100)],
         "sir": [Recipe("sir", t, {"sir_pool_factor": 10}) for t in SIR_TEMPERATURES],
+        "polarity": [Recipe("polarity", 1.0, {"polarity_rho": r, "polarity_pool_factor": 2}) for r in POLARITY_RHOS],
+        "magnet": [Recipe("magnet", 1.0, {})],
+        "collab": [Recipe("collab", 1.0, {"collab_steps": 25, "collab_lr": lr}) for lr in (0.3, 0.1)],
+        "ex2mcmc": [Recipe("ex2mcmc", t, {"eps": e, **EX2MCMC_SETTINGS}) for t in temperatures for e in eps[:2]],
     }
     return [replace(r, calibration=c) for c in calibrations for m in methods for r in grids[m]]
 
@@ -130,5 +142,12 @@ def evaluations_per_sample(recipe: Recipe, n: int) -> float:
         "drs": lambda: o.get("drs_pilot", 10000) / n + 3.0,  # assumes about a third accepted
         "mhgan": lambda: o.get("mh_chain_length", 640) + 1.0,
         "sir": lambda: o.get("sir_pool_factor", 10) + 1.0,
+        # a Jacobian costs latent_dim passes through G, unknown here: 64, the shipped image GANs' latent
+        "polarity": lambda: o.get("polarity_pool_factor", 4) * 64.0 + 1.0,
+        "magnet": lambda: 4 * 64.0 + 1.0,
+        "collab": lambda: 2.0 * o.get("collab_steps", 25) + 1.0,
+        # per global move N - 1 candidates, 2 per MALA step, 2 where the chain moved (assumed half)
+        "ex2mcmc": lambda: 2.0 + o.get("ex2mcmc_iterations", 10) * (o.get("ex2mcmc_candidates", 10) - 1.0
+                                                                    + 2.0 * o.get("ex2mcmc_mala_steps", 5) + 1.0),
     }
     return per_method[recipe.method]()

@@ -17,23 +17,20 @@ from typing import Any
 
 from ..errors import DDLSError
 
-RECIPE_KEY = "recipe"  # in a ddls checkpoint's `extra`
-REFERENCE_FORMAT = "ddls-tuned"  # the small file's `format`
-REFERENCE_VERSION = 1
-GENERATOR = "generator"  # the generator alone: no post-hoc method
-# the settings a recipe may hold: the flat options of ddls.posthoc.default_config, as `ddls sample` names them
-OPTION_KEYS = ("steps", "eps", "noise_scale", "drs_pilot", "drs_gamma_percentile", "mh_chain_length", "dot_steps",
-               "dot_lr", "dot_optimizer", "dot_pairs", "dgflow_steps", "dgflow_eta", "dgflow_gamma", "dgflow_f",
-               "sir_pool_factor")
+# the reference file's format (ddls.formats.tuned) and the key of the recipe, there and in a copy's `extra`
+from ..formats.tuned import RECIPE_KEY, REFERENCE_FORMAT, REFERENCE_VERSION, RERUN  # noqa: F401
+
+from .schema import GENERATOR, check_recipe, option_keys  # noqa: F401  (GENERATOR: the generator alone)
+
 SHORT = {"noise_scale": "noise", "drs_gamma_percentile": "gamma%", "mh_chain_length": "K", "dot_lr": "lr",
          "dot_steps": "steps", "dgflow_eta": "eta", "dgflow_gamma": "gamma", "dgflow_steps": "steps",
          "drs_pilot": "pilot", "dot_optimizer": "opt", "dot_pairs": "pairs", "dgflow_f": "f",
-         "sir_pool_factor": "K"}
+         "sir_pool_factor": "K", "ex2mcmc_iterations": "moves", "ex2mcmc_candidates": "N", "ex2mcmc_mala_steps": "mala"}
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to sample a checkpoint: `method` at `temperature` with `options` (keys of OPTION_KEYS)."""
+    """How to sample a checkpoint: `method` at `temperature` with `options` (keys of option_keys())."""
 
     method: str
     temperature: float = 1.0
@@ -45,9 +42,9 @@ class Recipe:
 
         if self.method not in (GENERATOR, *METHODS):
             raise DDLSError(f"unknown method {self.method!r}; choose from {GENERATOR}, {', '.join(METHODS)}")
-        unknown = sorted(set(self.options) - set(OPTION_KEYS))
+        unknown = sorted(set(self.options) - option_keys())
         if unknown:
-            raise DDLSError(f"unknown recipe setting(s) {', '.join(unknown)}; known: {', '.join(OPTION_KEYS)}")
+            raise DDLSError(f"unknown recipe setting(s) {', '.join(unknown)}; known: {', '.join(sorted(option_keys()))}")
         if not self.temperature > 0:
             raise DDLSError(f"temperature must be > 0, got {self.temperature}")
 
@@ -65,12 +62,10 @@ class Recipe:
                 "calibration": self.calibration}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Recipe":
-        try:
-            return cls(d["method"], float(d.get("temperature", 1.0)), dict(d.get("options") or {}),
-                       d.get("calibration", "raw"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DDLSError(f"the tuned recipe is malformed ({exc}); run `ddls tune` again") from exc
+    def from_dict(cls, d: Any, where: str = "the tuned recipe") -> "Recipe":
+        """The recipe a stored JSON object holds, each field checked as `ddls sample` checks its option
+        (ddls.tuning.schema); `where` names the file in the one-line refusal."""
+        return cls(**check_recipe(d, where))
 
     def sample_options(self) -> dict:
         """The recipe as `ddls sample`'s parameters (the generator alone: ddls with 0 steps)."""
@@ -106,29 +101,31 @@ def write_tuned(ckpt: str | os.PathLike, out: str | os.PathLike, recipe: Recipe,
     return form
 
 
-def stored_recipe(payload: Any) -> dict | None:
-    """The recipe JSON (with its `tuning` record) in an already-read checkpoint payload, or None."""
+def stored_recipe(payload: Any, where: str = "the checkpoint") -> Any:
+    """The stored recipe (a recipe's JSON with its `tuning` record, not yet checked) in an already-read
+    checkpoint payload, or None when it holds none. A reference file's own fields are checked here."""
     if not isinstance(payload, dict):
         return None
     if payload.get("format") == REFERENCE_FORMAT:
-        text = payload.get(RECIPE_KEY)
-    elif payload.get("format") == "ddls":
-        try:
-            text = json.loads(payload.get("extra") or "{}").get(RECIPE_KEY)
-        except (TypeError, json.JSONDecodeError, AttributeError):
-            return None  # a broken extra field: the schema check says so in one line when the file is loaded
-        return text if isinstance(text, dict) else None
-    else:
+        from ..formats.tuned import check
+
+        return check(payload, where)[RECIPE_KEY]
+    if payload.get("format") != "ddls" or not isinstance(payload.get("extra"), str):
         return None
     try:
-        return json.loads(text)
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise DDLSError(f"the tuned recipe is not readable JSON ({exc}); run `ddls tune` again") from exc
+        extra = json.loads(payload["extra"] or "{}")
+    except (json.JSONDecodeError, RecursionError):
+        return None  # a broken extra field: the schema check says so in one line when the file is loaded
+    if not isinstance(extra, dict) or RECIPE_KEY not in extra:
+        return None
+    if extra[RECIPE_KEY] is None:  # present but null is a damaged recipe, not an untuned checkpoint
+        raise DDLSError(f"{where}: the tuned recipe must be a JSON object, it is null; {RERUN}")
+    return extra[RECIPE_KEY]
 
 
 def read_recipe(path: str | os.PathLike) -> Recipe | None:
-    """The recipe in TUNED.pt, or None for a checkpoint that holds none."""
+    """The recipe in TUNED.pt, checked (ddls.tuning.schema), or None for a checkpoint that holds none."""
     from ..io.checkpoint import read_checkpoint
 
-    stored = stored_recipe(read_checkpoint(path))
-    return None if stored is None else Recipe.from_dict(stored)
+    stored = stored_recipe(read_checkpoint(path), str(path))
+    return None if stored is None else Recipe.from_dict(stored, str(path))

@@ -12,6 +12,11 @@ finalist becomes the recipe only if that interval lies below 0; otherwise the re
 generator alone. The report then scores the recipe and the generator on fresh latents against
 the report reference.
 
+Candidates that share the networks run as one batch (ddls.sampling.batched: every DDLS/MALA setting
+of a calibration in one set of chains; ddls.posthoc.dgflow / dot: the settings of one flow), each
+with the samples it would give alone; a batch runs as many of its candidates as the budget's forecast
+holds. Calibration fits are kept in the user cache (`cached_target`, ddls.io.cache).
+
 The budget counts wall time (sampling and scoring, after the references are loaded) or
 network evaluations (passes through G and D, as ddls.posthoc counts them). Calibrations other
 than raw are fitted once, before round 0, and their cost comes out of the search's share.
@@ -19,22 +24,25 @@ than raw are fitted once, before round 0, and their cost comes out of the search
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
+import torch
 
 from .._torch import derived_seed
 from ..errors import DDLSError
 from ..metrics.intervals import Bootstrapped, Score, difference
-from .grid import Budget, evaluations_per_sample
+from .grid import BATCHED_KERNELS, Budget, evaluations_per_sample
 from .recipe import GENERATOR, Recipe
-from .scoring import Scorer
+from .scoring import Scorer, finalist_status
 
 VALIDATION_STREAM = 7_000_101  # keys of the rounds' and the report's random streams (see derived_seed)
 REPORT_STREAM = 7_000_102
 PROBE_N = 64  # chains of the probe that measures seconds per network evaluation
+RANK_ROUNDS = 3  # rounds of round 0's cost the budget must hold before round 0 is raised to the metric's rank_n
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class TuneConfig:
     resamples: int = 100  # bootstrap resamples per score
     report_share: float = 0.25  # of the budget, kept for the report
     n_floor: int = 32  # no round or report below this
+    batched: bool = True  # candidates that share the networks run as one batch (False: one by one, to compare)
 
     def __post_init__(self):
         if not (self.n_floor <= self.n_start <= self.n_max) or self.n_report < self.n_floor:
@@ -93,6 +102,7 @@ class TuneResult:
     spent: float  # in the budget's unit
     rounds: list[dict] = field(default_factory=list)
     calibrations: dict = field(default_factory=dict)  # what each searched calibration fitted
+    data: str | None = None  # what the candidates were scored against (ddls.tuning.search sets it)
 
 
 class _Meter:
@@ -107,16 +117,20 @@ class _Runner:
     """Runs recipes on one model: each calibration fitted once (at T = 1, with the search's seed, as
     `ddls sample --seed` refits it from TUNED.pt), one logit per (calibration, temperature)."""
 
-    def __init__(self, model, chunk_size: int, draw_real, meter: _Meter, seed: int = 0):
+    def __init__(self, model, chunk_size: int, draw_real, meter: _Meter, seed: int = 0, data: str | None = None,
+                 batched: bool = True):
         self.model, self.chunk_size, self.draw_real, self.meter, self.seed = model, chunk_size, draw_real, meter, seed
+        self.data = data  # what draw_real draws (a data set, a file): with it, calibration fits are cached
+        self.batched = batched
+        self.per_sample: dict[int, float] = {}  # forecast cost of one sample, by id(entry), until it has run
         self._calibrated, self._targets = {}, {}
 
     def calibrated(self, calibration: str):
-        """The T = 1 target of `calibration`, fitted on first use (its passes through D counted)."""
-        from ..posthoc import make_target
-
+        """The T = 1 target of `calibration`, fitted on first use (its passes through D counted), or read
+        from the user cache when this checkpoint was fitted so on the same data and seed before."""
         if calibration not in self._calibrated:
-            target, record = make_target(self.model.energy(), calibration, self.draw_real, seed=self.seed)
+            target = cached_target(self.model.energy(), calibration, self.draw_real, seed=self.seed, data=self.data)
+            record = target.record
             self.meter.evaluations += record["evaluations"]
             self._calibrated[calibration] = (target, record["calibration"])
         return self._calibrated[calibration][0]
@@ -134,6 +148,79 @@ class _Runner:
         """What each calibration fitted, by name."""
         return {name: record for name, (_, record) in self._calibrated.items()}
 
+    def batch_key(self, recipe: Recipe) -> tuple | None:
+        """Candidates with one key run as one batch of chains (ddls.sampling.batched): Langevin settings on
+        one calibration's networks with the same number of steps; None for a candidate that runs alone."""
+        from ..posthoc import default_config
+
+        if not self.batched or recipe.method not in (*BATCHED_KERNELS, *FLOWS):
+            return None
+        config = default_config(recipe.method, chunk_size=self.chunk_size, **recipe.options)
+        if recipe.method in FLOWS:  # the settings of one flow but its step size
+            if recipe.method == "dot" and config.optimizer != "sgd":
+                return None
+            shared = {k: v for k, v in config.to_dict().items() if k != FLOWS[recipe.method][0]}
+            return (recipe.method, recipe.calibration, recipe.temperature, tuple(sorted(shared.items())))
+        return ("langevin", recipe.calibration, config.steps, config.noise_scale)
+
+    def sample_batch(self, recipes: list[Recipe], n: int, seed: int) -> list[tuple[np.ndarray | DDLSError, int]]:
+        """Each recipe's samples (or the error that stopped it) and evaluations, from one batch of chains:
+        the samples `sample` gives each recipe alone, to float tolerance."""
+        from ..posthoc import default_config
+        from ..sampling.batched import ChainSetting, sample_settings
+
+        if recipes[0].method in FLOWS:
+            return self._flow_batch(recipes, n, seed)
+        out: list = [None] * len(recipes)
+        settings, configs, where = [], [], []
+        for i, recipe in enumerate(recipes):
+            config = default_config(recipe.method, chunk_size=self.chunk_size, **recipe.options)
+            try:
+                energy = self.target(recipe.temperature, recipe.calibration).as_energy()
+            except DDLSError as exc:
+                out[i] = (exc, 0)
+                continue
+            settings.append(ChainSetting(energy, BATCHED_KERNELS[recipe.method], config.eps))
+            configs.append(config)
+            where.append(i)
+        if settings:
+            steps, noise = configs[0].steps, configs[0].noise_scale
+            runs = sample_settings(settings, n, steps=steps, seed=seed, noise_scale=noise, chunk_size=self.chunk_size)
+            for i, config, run in zip(where, configs, runs):
+                evaluations = 2 * n * (steps + 1)  # as ddls.posthoc.langevin counts them
+                self.meter.evaluations += evaluations
+                if run.non_finite:
+                    out[i] = (DDLSError(f"energy became NaN or inf by step {run.first_bad} in {run.non_finite} "
+                                        f"chain(s) at eps={config.eps:g}; try a smaller eps"), evaluations)
+                else:
+                    out[i] = (run.samples.numpy(), evaluations)
+        return out
+
+    def _flow_batch(self, recipes: list[Recipe], n: int, seed: int) -> list[tuple[np.ndarray | DDLSError, int]]:
+        """DGflow or DOT settings that differ only in step size, as one batch (the method's own batched
+        sampler, FLOWS)."""
+        from ..posthoc import default_config
+
+        method = recipes[0].method
+        field_name, batched = FLOWS[method]
+        configs = [default_config(method, chunk_size=self.chunk_size, **r.options) for r in recipes]
+        steps = [getattr(c, field_name) for c in configs]
+        try:
+            target = self.target(recipes[0].temperature, recipes[0].calibration)
+            if not target.calibration.differentiable:
+                raise DDLSError(f"{method} follows gradients of d, and {target.calibration.kind} calibration has none")
+            runs = batched()(target, n, configs[0], steps, seed=seed)
+        except DDLSError as exc:
+            return [(exc, 0)] * len(recipes)
+        out = []
+        for step, run in zip(steps, runs):
+            self.meter.evaluations += run.evaluations
+            finite = bool(torch.isfinite(run.latents).all())
+            out.append((run.samples.numpy() if finite else
+                        DDLSError(f"{method} latents became NaN/inf; try a smaller {field_name} (got {step:g})"),
+                        run.evaluations))
+        return out
+
     def sample(self, recipe: Recipe, n: int, seed: int) -> tuple[np.ndarray, int]:
         from ..posthoc import default_config, run
 
@@ -147,32 +234,173 @@ class _Runner:
             baseline: Bootstrapped | None = None) -> Bootstrapped | None:
         """Sample and score `entry` for one round; None (and a status saying why) when it failed."""
         t0, before = time.perf_counter(), self.meter.evaluations
-        entry.stage, entry.n, entry.score, entry.vs_generator = stage, n, None, None
         try:
             x, _ = self.sample(entry.recipe, n, seed)
+        except DDLSError as exc:
+            x = exc
+        return self._score(entry, x, n, score, stage, baseline, time.perf_counter() - t0,
+                           self.meter.evaluations - before)
+
+    def run_batch(self, entries: list[Entry], n: int, seed: int, score: Callable[[np.ndarray], Bootstrapped],
+                  stage: int, baseline: Bootstrapped | None = None) -> None:
+        """`run` for candidates of one batch key: sampled together, each scored on its own; the batch's
+        time is shared out by each one's evaluations."""
+        t0 = time.perf_counter()
+        try:
+            drawn = self.sample_batch([e.recipe for e in entries], n, seed)
+        except DDLSError as exc:
+            drawn = [(exc, 0)] * len(entries)
+        seconds = time.perf_counter() - t0
+        total = sum(evaluations for _, evaluations in drawn)
+        for entry, (x, evaluations) in zip(entries, drawn):
+            share = evaluations / total if total else 1 / len(entries)
+            self._score(entry, x, n, score, stage, baseline, seconds * share, evaluations)
+
+    def _score(self, entry: Entry, x: np.ndarray | DDLSError, n: int, score: Callable[[np.ndarray], Bootstrapped],
+               stage: int, baseline: Bootstrapped | None, seconds: float, evaluations: int) -> Bootstrapped | None:
+        entry.stage, entry.n, entry.score, entry.vs_generator = stage, n, None, None
+        t0 = time.perf_counter()
+        try:
+            if isinstance(x, DDLSError):
+                raise x
             if not np.isfinite(x).all():
                 raise DDLSError("samples became NaN/inf")
             scored = score(x)
         except DDLSError as exc:
             scored, entry.status = None, f"failed: {str(exc)[:80]}"
-        seconds = time.perf_counter() - t0
+        seconds += time.perf_counter() - t0
         entry.seconds += seconds
-        entry.evaluations += self.meter.evaluations - before
-        entry.last_cost = seconds if self.meter.budget.unit == "seconds" else self.meter.evaluations - before
+        entry.evaluations += evaluations
+        entry.last_cost = seconds if self.meter.budget.unit == "seconds" else evaluations
         if scored is not None:
             entry.score, entry.status = scored.score, "ran"
             if baseline is not None:
                 entry.vs_generator = difference(scored, baseline)
         return scored
 
+    def forecast(self, entry: Entry, n: int) -> float:
+        """What running `entry` on n samples will cost: its last round's cost scaled to n, or before it has
+        run the probe's forecast (0 when there is none)."""
+        if entry.n and entry.last_cost:
+            return entry.last_cost * n / entry.n
+        return self.per_sample.get(id(entry), 0.0) * n
+
+    def run_round(self, entries: list[Entry], n: int, seed: int, score: Callable[[np.ndarray], Bootstrapped],
+                  stage: int, baseline: Bootstrapped, limit: float) -> None:
+        """Every entry of a round: those of one batch key as one batch, the others one by one, each
+        group started only while the budget lasts."""
+        for group in batches(entries, self.batch_key):
+            left = limit - self.meter.spent()
+            fits = 0 if left < 0 else max(1, _prefix_within([self.forecast(e, n) for e in group], left))
+            for entry in group[fits:]:  # a batch runs only those of its candidates that fit what is left
+                entry.status = f"not run: budget spent in round {stage}"
+            group = group[:fits]
+            if not group:
+                continue
+            if len(group) == 1:
+                self.run(group[0], n, seed, score, stage, baseline)
+            else:
+                self.run_batch(group, n, seed, score, stage, baseline)
+
+
+def _dgflow_batched():
+    from ..posthoc.dgflow import sample_etas
+
+    return sample_etas
+
+
+def _dot_batched():
+    from ..posthoc.dot import sample_lrs
+
+    return sample_lrs
+
+
+# post-hoc methods whose settings of one flow run as one batch: the config field they differ in, and the
+# batched sampler (imported when used)
+FLOWS = {"dgflow": ("eta", _dgflow_batched), "dot": ("lr", _dot_batched)}
+CALIBRATION_N = 5000  # real and generated samples of a fit (ddls.posthoc.make_target's default)
+
+
+def cached_target(energy, calibration: str, draw_real, *, seed: int, data: str | None):
+    """ddls.posthoc.make_target's fit, kept in the user cache (ddls.io.cache) under the networks' digest, the
+    calibration, the seed and the data: a later search of the same checkpoint reads it instead of refitting.
+    raw, and data that cannot be named (None), are not cached."""
+    import copy
+
+    import torch
+
+    from ..calibration.maps import Calibration
+    from ..io import cache
+    from ..posthoc import make_target
+    from ..posthoc.target import LatentLogit
+
+    if calibration == "raw" or data is None:
+        return make_target(energy, calibration, draw_real, n=CALIBRATION_N, seed=seed)
+    if os.path.isfile(data):
+        from ..io.resume import file_digest
+
+        data = f"{os.path.abspath(data)}:{file_digest(data)}"
+    own_map = energy.score_map.state() if isinstance(energy.score_map, Calibration) else repr(energy.score_map)
+    parts = {"networks": cache.digest_modules(*energy.modules()), "kind": energy.kind, "score_map": own_map,
+             "label": energy.label if not isinstance(energy.label, torch.Tensor) else energy.label.tolist(),
+             "sigma": energy.sigma, "calibration": calibration, "seed": seed, "n": CALIBRATION_N, "data": data,
+             "finetune_steps": 2000}  # make_target's default schedule, the one fitted here
+    found = cache.load("calibration", parts)
+    if found is not None:
+        arrays, meta = found
+        try:
+            d = energy.discriminator
+            if arrays:
+                d = copy.deepcopy(energy.discriminator)
+                d.load_state_dict({k[2:]: torch.from_numpy(v) for k, v in arrays.items()})
+            fitted = energy.replaced(discriminator=d, kind=meta["kind"], score_map=None if meta["score_map"] is None
+                                     else Calibration.from_state(meta["score_map"]))
+            record = {"calibration": {**meta["record"], "cached": True}, "evaluations": 0}
+            return LatentLogit(fitted, Calibration.from_state(meta["map"]), record)
+        except (KeyError, TypeError, ValueError, RuntimeError, DDLSError):
+            pass  # an entry that does not fit these networks: fitted again below
+    target = make_target(energy, calibration, draw_real, n=CALIBRATION_N, seed=seed)
+    fitted = target.energy
+    arrays = {} if fitted.discriminator is energy.discriminator else \
+        {f"d.{k}": v.detach().cpu().numpy() for k, v in fitted.discriminator.state_dict().items()}
+    score_map = fitted.score_map.state() if isinstance(fitted.score_map, Calibration) else None
+    if fitted.score_map is None or score_map is not None:  # a map of another kind cannot be stored
+        cache.store("calibration", parts, arrays, {"kind": fitted.kind, "score_map": score_map,
+                                                   "map": target.calibration.state(),
+                                                   "record": target.record["calibration"]})
+    return target
+
+
+def _prefix_within(costs: list[float], left: float) -> int:
+    """How many of the first costs add up to at most `left`."""
+    total = 0.0
+    for k, cost in enumerate(costs):
+        total += cost
+        if total > left:
+            return k
+    return len(costs)
+
+
+def batches(entries: list[Entry], key: Callable[[Recipe], tuple | None]) -> list[list[Entry]]:
+    """Entries grouped by batch key, each group where its first member stood; no key: a group of one."""
+    groups: dict = {}
+    for i, entry in enumerate(entries):
+        k = key(entry.recipe)
+        groups.setdefault(("alone", i) if k is None else k, []).append(entry)
+    return list(groups.values())
+
 
 def _first_round_size(runner: _Runner, validation: Scorer, entries: list[Entry], config: TuneConfig,
                       limit: float) -> int:
     """Round 0's n: all rounds (about log2 of the candidates, each costing about as much as round 0)
-    should fit `limit`. Time budgets measure seconds per evaluation and per scored sample first.
-    (A first round raised to the metric's rank_n, with fewer rounds after it, did worse on the
-    image models: the last round's n decides "beyond noise"; docs/results.md.)"""
-    rate, per_scored = 1.0, 0.0
+    should fit `limit`; round 0 is raised to the metric's rank_n when RANK_ROUNDS rounds of that size
+    fit, so the choice starts where the metric ranks and the last round still doubles twice. (A round 0
+    at rank_n with no round after it did worse on the image models: the last round's n decides "beyond
+    noise"; docs/results.md.) Time budgets first measure seconds per evaluation and per scored sample:
+    one by one, and for each batch of candidates (ddls.sampling.batched) at the size it will run at."""
+    groups = batches(entries, runner.batch_key)
+    rates = {id(e): 1.0 for e in entries}
+    per_scored = 0.0
     if config.budget.unit == "seconds":
         probe = Recipe("ddls", 1.0, {"steps": 1, "eps": 1e-4})
         for _ in range(2):  # the first pass pays for imports and warm-up; the second is timed
@@ -182,15 +410,42 @@ def _first_round_size(runner: _Runner, validation: Scorer, entries: list[Entry],
             t0 = time.perf_counter()
             validation.stage(PROBE_N, config.seed)(x)
             per_scored = (time.perf_counter() - t0) / PROBE_N
-    per_sample = sum(rate * evaluations_per_sample(e.recipe, config.n_start) + per_scored for e in entries)
+        rates = {id(e): rate for e in entries}
+        for group in groups:
+            if len(group) > 1:  # the whole batch, as many chains as round 0 would give it, 1 and 3 steps
+                rates.update({id(e): _batch_rate(runner, group, config) for e in group})
+    runner.per_sample = {id(e): rates[id(e)] * evaluations_per_sample(e.recipe, config.n_start) + per_scored
+                         for e in entries}
+    per_sample = sum(runner.per_sample.values())
     rounds = math.ceil(math.log2(max(len(entries) - 1, 1))) + 1
     fit = limit / (rounds * per_sample) if per_sample > 0 else config.n_start
-    return int(min(config.n_start, max(config.n_floor, fit)))
+    n = int(min(config.n_start, max(config.n_floor, fit)))
+    if n < validation.rank_n <= config.n_start and RANK_ROUNDS * validation.rank_n * per_sample <= limit:
+        n = validation.rank_n
+    return n
+
+
+def _batch_rate(runner: _Runner, group: list[Entry], config: TuneConfig) -> float:
+    """Seconds per network evaluation of a batch's steps: the batch run for 1 and for 3 steps, the
+    difference taken so that what a run costs besides its steps (the start, the final decode) drops out."""
+    key = {"dgflow": "dgflow_steps", "dot": "dot_steps"}.get(group[0].recipe.method, "steps")
+    n = max(1, min(config.n_start, config.chunk_size // len(group)))
+    spent = []
+    for steps in (1, 3):
+        recipes = [replace(e.recipe, options={**e.recipe.options, key: steps}) for e in group]
+        t0 = time.perf_counter()
+        drawn = runner.sample_batch(recipes, n, config.seed)
+        spent.append((time.perf_counter() - t0, sum(ev for _, ev in drawn)))
+    (t1, e1), (t3, e3) = spent
+    return (t3 - t1) / (e3 - e1) if t3 > t1 and e3 > e1 else t3 / max(e3, 1)
 
 
 def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, config: TuneConfig, *,
-         draw_real=None, echo: Callable[[str], None] = lambda s: None, optional: tuple[str, ...] = ()) -> TuneResult:
+         draw_real=None, echo: Callable[[str], None] = lambda s: None, optional: tuple[str, ...] = (),
+         data: str | None = None) -> TuneResult:
     """Search `candidates` (the generator alone is always the baseline) on `model`; see the module docstring.
+
+    data: what draw_real draws (a data set's name, a points file): calibration fits are then cached.
 
     optional: calibrations chosen for the user ('auto'); where one cannot be fitted to this D, its
     candidates run on the raw score instead, with a note (one the user named stops the search with
@@ -198,7 +453,7 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
     if not candidates:
         raise DDLSError("no candidates to tune: give at least one method")
     meter = _Meter(config.budget)
-    runner = _Runner(model, config.chunk_size, draw_real, meter, config.seed)
+    runner = _Runner(model, config.chunk_size, draw_real, meter, config.seed, data, config.batched)
     limit = config.budget.amount * (1 - config.report_share)
     generator = Entry(Recipe(GENERATOR))
     for calibration in dict.fromkeys(c.calibration for c in candidates):  # fitted first: the rounds get what is left
@@ -230,11 +485,7 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
         baseline = runner.run(generator, n, seed, score, stage)
         if baseline is None:
             raise DDLSError(f"the generator alone could not be scored ({generator.status})")
-        for entry in alive:
-            if meter.spent() > limit:
-                entry.status = f"not run: budget spent in round {stage}"
-                continue
-            runner.run(entry, n, seed, score, stage, baseline)
+        runner.run_round(alive, n, seed, score, stage, baseline, limit)
         ran = sorted((e for e in alive if e.stage == stage and e.score is not None), key=lambda e: e.score.value)
         rounds.append({"round": stage, "n": n, "candidates": len(ran), "spent": round(meter.spent(), 3)})
         echo(f"round {stage}: {len(ran)} candidate(s) on {n} samples; best {ran[0].recipe.label if ran else '-'}"
@@ -265,7 +516,7 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
     best = ran[0] if ran else None
     improved = best is not None and best.vs_generator is not None and best.vs_generator.hi < 0
     if best is not None:
-        best.status = "chosen" if improved else "best, within noise of the generator"
+        best.status = finalist_status(best.vs_generator)
     recipe = best.recipe if improved else Recipe(GENERATOR)
     generator.status = "baseline" if improved else "chosen"
     shown = _report(runner, report, recipe, best if improved else None, generator, config, meter)
@@ -309,13 +560,28 @@ def _report(runner: _Runner, report: Scorer, recipe: Recipe, best: Entry | None,
         n = int(min(n, max(config.n_floor, 0.8 * left / per_sample)))  # 0.8: costs vary on a busy machine
     seed = derived_seed(config.seed, REPORT_STREAM)
     score = report.stage(n, seed)
+    prdc: dict = {}  # precision, recall, density, coverage of each row, where the scorer gives them
+
+    def scored(row: str):
+        if report.prdc is None:
+            return score
+
+        def both(x: np.ndarray) -> Bootstrapped:
+            out = score(x)
+            prdc[row] = report.prdc(x, seed)
+            return out
+
+        return both
+
     gen_entry = Entry(Recipe(GENERATOR))
-    gen = runner.run(gen_entry, n, seed, score, 0)
+    gen = runner.run(gen_entry, n, seed, scored("generator"), 0)
     out = {"n": n, "seed": seed, "metric": report.metric, "reference": report.source,
            "generator": None if gen is None else gen.score.to_dict()}
     if best is None or gen is None:
-        return {**out, "recipe": out["generator"], "difference": None}
+        return {**out, "recipe": out["generator"], "difference": None,
+                "prdc": {"generator": prdc.get("generator"), "recipe": prdc.get("generator")}}
     entry = Entry(recipe)
-    won = runner.run(entry, n, seed, score, 0, gen)
+    won = runner.run(entry, n, seed, scored("recipe"), 0, gen)
     return {**out, "recipe": None if won is None else won.score.to_dict(),
-            "difference": None if entry.vs_generator is None else entry.vs_generator.to_dict()}
+            "difference": None if entry.vs_generator is None else entry.vs_generator.to_dict(),
+            "prdc": {"generator": prdc.get("generator"), "recipe": prdc.get("recipe")}}

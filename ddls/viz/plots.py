@@ -93,16 +93,47 @@ def loss_figure(history: dict[str, list[float]], path: str | os.PathLike, title:
     plt.close(fig)
 
 
+def _has_pr(rows: list[dict] | None) -> bool:
+    return bool(rows) and all(r.get("precision") is not None and r.get("recall") is not None for r in rows)
+
+
+def precision_recall_panel(ax, labels: list[str], rows: list[dict]) -> None:
+    """Each row as a point (recall, precision), with its 95% intervals where the rows hold them."""
+    for i, (label, row) in enumerate(zip(labels, rows)):
+        x, y = row["recall"], row["precision"]
+        err = {}
+        if row.get("recall_lo") is not None and np.isfinite(row["recall_lo"]):
+            err["xerr"] = [[max(x - row["recall_lo"], 0)], [max(row["recall_hi"] - x, 0)]]
+        if row.get("precision_lo") is not None and np.isfinite(row["precision_lo"]):
+            err["yerr"] = [[max(y - row["precision_lo"], 0)], [max(row["precision_hi"] - y, 0)]]
+        ax.errorbar([x], [y], fmt="s" if i == 0 else "o", color=f"C{i % 10}", ms=6, capsize=2, label=label, **err)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    ax.set_xlabel("recall: data reached", fontsize=8)
+    ax.set_ylabel("precision: look real", fontsize=8, labelpad=1)
+    ax.tick_params(labelsize=7)
+    ax.set_title("precision vs recall\n(higher is better)", fontsize=9)
+
+
 def samples_figure_2d(labels: list[str], rows: list[dict], samples: list[np.ndarray], reference: np.ndarray,
                       path: str | os.PathLike, title: str = "") -> None:
-    """One scatter per row over the data (grey), titled with its label and metrics."""
+    """One scatter per row over the data (grey), titled with its label and metrics; then precision
+    against recall, when the rows hold them."""
     plt = _pyplot()
-    cols = min(len(rows), 4)
-    nrows = math.ceil(len(rows) / cols)
+    panels = len(rows) + _has_pr(rows)
+    cols = min(panels, 4)
+    nrows = math.ceil(panels / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.4 * nrows), squeeze=False)
     lim = np.abs(reference).max() * 1.25
     for ax in axes.flat[len(rows):]:
         ax.axis("off")
+    if _has_pr(rows):
+        ax = axes.flat[len(rows)]
+        ax.axis("on")
+        precision_recall_panel(ax, labels, rows)
     for ax, label, row, x in zip(axes.flat, labels, rows, samples):
         ax.scatter(reference[:, 0], reference[:, 1], s=1, c="0.8", rasterized=True)
         ax.scatter(x[:, 0], x[:, 1], s=1, c="C3", alpha=0.5, rasterized=True)
@@ -130,14 +161,21 @@ def image_tiles(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 def samples_figure_images(labels: list[str], captions: list[str], samples: list[np.ndarray],
-                          path: str | os.PathLike, title: str = "", rows: int = 8, cols: int = 4) -> None:
-    """The first rows*cols images (N, C, H, W) in [-1, 1] of each set, one panel per set, side by side."""
+                          path: str | os.PathLike, title: str = "", rows: int = 8, cols: int = 4,
+                          metrics: list[dict] | None = None) -> None:
+    """The first rows*cols images (N, C, H, W) in [-1, 1] of each set, one panel per set, side by side;
+    then precision against recall, when `metrics` (one dict per set) hold them."""
     plt = _pyplot()
     shown = rows * cols
     h, w = samples[0].shape[-2:]
     width = 1.8 * cols / 4  # inches per panel
-    fig, axes = plt.subplots(1, len(samples), figsize=(max(4.0, width * len(samples)), width * rows * h / (cols * w) + 0.8),
-                             squeeze=False, layout="constrained")
+    pr = 2.0 if _has_pr(metrics) else 0  # the precision-recall panel's width, in image panels
+    fig, axes = plt.subplots(1, len(samples) + bool(pr), figsize=(max(4.0, width * (len(samples) + pr)),
+                                                                   max(width * rows * h / (cols * w), 3.0) + 0.8),
+                             squeeze=False, layout="constrained",
+                             gridspec_kw={"width_ratios": [1] * len(samples) + ([pr] if pr else [])})
+    if pr:
+        precision_recall_panel(axes[0, -1], labels, metrics)
     for ax, label, caption, x in zip(axes.flat, labels, captions, samples):
         x = np.asarray(x[:shown], dtype=np.float32)
         if len(x) < shown:  # fewer samples than cells: blank (white) cells fill the grid
