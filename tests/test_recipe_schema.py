@@ -398,3 +398,12 @@ def test_many_fuzzed_recipes_through_sample(tmp_path, shipped_payload):
                 assert f["x"].shape[0] == 4
             outcomes["sampled"] += 1
     assert outcomes["refused"] >= 20 and outcomes["sampled"] >= 20, outcomes
+
+
+@pytest.mark.parametrize("text", ["inf", "1e400m", "1e400evals", "1e31s"])
+def test_the_python_api_refuses_an_infinite_budget_as_the_command_does(text):
+    from ddls.tuning.grid import parse_budget
+
+    with pytest.raises(DDLSError, match="is not a positive time or evaluation count"):
+        parse_budget(text)
+    assert parse_budget("1e29evals").amount == 1e29

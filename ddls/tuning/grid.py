@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, replace
 
 from ..errors import DDLSError
+from ..core.options import HUGE
 from .recipe import GENERATOR, Recipe
 
 TEMPERATURES = (1.0, 0.3, 0.1)  # T < 1: on an NS-GAN, DDLS at T = 0.3 got most of DGflow's gain
@@ -55,9 +56,13 @@ def parse_budget(text: str, device_type: str = "cpu") -> Budget:
         raise DDLSError(f"budget {text!r} is not a positive time or evaluation count; write minutes (20m or 20), "
                         f"seconds (90s), hours (1h), network evaluations (5e6evals) or auto")
     unit = (found.group(2) or "").lower() or None
-    if unit is not None and unit.startswith("eval"):
-        return Budget(amount, "evaluations")
-    return Budget(amount * _SECONDS[unit], "seconds")
+    budget = (Budget(amount, "evaluations") if unit is not None and unit.startswith("eval")
+              else Budget(amount * _SECONDS[unit], "seconds"))
+    if not budget.amount <= HUGE:  # 1e400m overflows to inf: refused like inf, in the API as on the command line
+        raise DDLSError(f"budget {text!r} is not a positive time or evaluation count of at most {HUGE:g} (seconds or "
+                        f"evaluations); write minutes (20m or 20), seconds (90s), hours (1h), network evaluations "
+                        f"(5e6evals) or auto")
+    return budget
 
 
 SMALLEST, LARGEST = 1e-30, 1e30
