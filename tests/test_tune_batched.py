@@ -249,3 +249,21 @@ def test_sample_says_when_ddls_at_t1_runs_on_an_untuned_critic(tmp_path, one_thr
     tuned = tmp_path / "tuned.pt"
     write_tuned(sngan, tuned, Recipe("ddls", 1.0, {"steps": 1, "eps": 0.01}), {})
     assert notes(tuned) == []  # tuned: the search already checked it
+
+
+def test_a_time_budget_probes_each_batch_once_at_one_and_three_steps(one_thread, monkeypatch):
+    from ddls.tuning.run import _first_round_size
+    from ddls.tuning.scoring import points_scorer
+
+    model = shifted_model()
+    runner = _Runner(model, 64, None, _Meter(Budget(60, "seconds")))
+    probed = []
+    sample_batch = runner.sample_batch
+    monkeypatch.setattr(runner, "sample_batch", lambda recipes, n, seed: probed.append(
+        (len(recipes), recipes[0].options.get("steps"), n)) or sample_batch(recipes, n, seed))
+    grid = [Recipe("ddls", t, {"steps": 50, "eps": 0.01}) for t in (1.0, 0.3, 0.1, 0.03)] + [Recipe("drs", 1.0, {})]
+    scorer = points_scorer(lambda n, s: torch.randn(n, 2, generator=torch.Generator().manual_seed(s)).numpy(), "N", 2)
+    entries = [Entry(r) for r in grid]
+    n = _first_round_size(runner, scorer, entries, TuneConfig(Budget(60, "seconds"), n_start=64, chunk_size=64), 45.0)
+    assert probed == [(4, 1, 16), (4, 3, 16)]  # 64 chains in all: 16 per candidate
+    assert 32 <= n <= 64 and set(runner.per_sample) == {id(e) for e in entries}

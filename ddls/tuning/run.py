@@ -413,7 +413,8 @@ def _first_round_size(runner: _Runner, validation: Scorer, entries: list[Entry],
         rates = {id(e): rate for e in entries}
         for group in groups:
             if len(group) > 1:  # the whole batch, as many chains as round 0 would give it, 1 and 3 steps
-                rates.update({id(e): _batch_rate(runner, group, config) for e in group})
+                rate = _batch_rate(runner, group, config)
+                rates.update({id(e): rate for e in group})
     runner.per_sample = {id(e): rates[id(e)] * evaluations_per_sample(e.recipe, config.n_start) + per_scored
                          for e in entries}
     per_sample = sum(runner.per_sample.values())
