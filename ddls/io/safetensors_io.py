@@ -34,11 +34,12 @@ def write_safetensors(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     with atomic_path(path) as tmp:
         try:
             st.save_file(tensors, str(tmp), metadata=meta)
-        except SafetensorError as exc:  # a failed write (a full disk) comes as text: "... (os error 28)"
-            found = re.search(r"os error (\d+)", str(exc))
+        except SafetensorError as exc:  # a failed write (a full disk) comes as text: "... (os error 28)",
+            # or, from older releases (0.4.0), as Rust's debug form: "IoError(Os { code: 27, ... })"
+            found = re.search(r"os error (\d+)|Os \{ code: (\d+)", str(exc))
             if found is None:
                 raise DDLSError(f"cannot write {path}: {str(exc).splitlines()[0][:160]}") from None
-            code = int(found.group(1))
+            code = int(found.group(1) or found.group(2))
             raise OSError(code, os.strerror(code), str(path)) from None
     return Path(path)
 
