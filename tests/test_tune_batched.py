@@ -164,16 +164,7 @@ def test_a_tune_round_scores_each_batched_candidate_as_if_run_alone(one_thread):
         assert entry.evaluations == alone.evaluations and entry.vs_generator is not None
 
 
-class GaussianLogRatio(nn.Module):
-    """The exact log N(x; 0, I) - log N(x; mu, s^2 I): data N(0, I), generator N(mu, s^2 I)."""
-
-    def __init__(self, mu, s):
-        super().__init__()
-        self.register_buffer("mu", torch.as_tensor(mu, dtype=torch.float32))
-        self.s = s
-
-    def forward(self, x):
-        return -0.5 * x.pow(2).sum(1) + 0.5 * (x - self.mu).pow(2).sum(1) / self.s ** 2 + 2 * np.log(self.s)
+from test_tune import GaussianLogRatio  # noqa: E402  (the exact log-ratio both files test against)
 
 
 def shifted_model():

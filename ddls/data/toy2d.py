@@ -85,6 +85,18 @@ def is_point_data(name: str | None) -> bool:
     return name is not None and (name in DATASETS or _resolver(name) is not None)
 
 
+def dataset_for(data: str | None, named: str | None, sample_shape, ckpt) -> Toy2D:
+    """The 2-D data to score `ckpt`'s samples against: `data` if given, else the data the checkpoint names
+    (`named`), checked against the samples' shape."""
+    name = data or named
+    if name is None:
+        raise DDLSError(f"{ckpt} does not say which data it was trained on; pass --data points.npy (your own real "
+                        f"points, one per row) or a 2-D data name")
+    dataset = get_dataset(name)
+    dataset.check_shape(sample_shape)
+    return dataset
+
+
 def get_dataset(name: str) -> Toy2D:
     if name in DATASETS:
         return DATASETS[name]

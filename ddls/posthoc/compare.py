@@ -107,16 +107,12 @@ def scoring_for(ckpt, model, energy, *, n: int, seed: int, resamples: int, featu
                   "prdc": None if real is None else {"k": K, "reference_n": int(len(real))}}
         return ((lambda x: image_columns(x, ref, extractor, real, resamples=resamples, seed=seed)[0]), None, record,
                 real_source(model, energy.sample_shape, data=data))
-    from ..data.toy2d import get_dataset
+    from ..data.toy2d import dataset_for
     from ..metrics.evaluate import points_columns
     from ..metrics.points2d import reference_samples
 
     name = data or model.data
-    if name is None:
-        raise DDLSError(f"{ckpt} does not say which data it was trained on; pass --data points.npy (your own real "
-                        f"points, one per row) or a 2-D data name")
-    dataset = get_dataset(name)
-    dataset.check_shape(energy.sample_shape)
+    dataset = dataset_for(data, model.data, energy.sample_shape, ckpt)
     return ((lambda x: points_columns(x, dataset, resamples=resamples, seed=seed)),
             reference_samples(dataset, min(n, 5000)),
             {}, real_source(model, energy.sample_shape, data=name))

@@ -10,7 +10,6 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import DDLSError
 from ..io.outputs import write_csv, write_json
 from .driver import RunConfig, sample
 from .energy import LatentEnergy
@@ -84,17 +83,13 @@ def sweep_2d(ckpt: str, model, energy, base: RunConfig, eps_values: list[float],
              resamples: int = 100, data: str | None = None) -> tuple[list[dict], list[str], list[Path]]:
     """(rows, columns, files written) of a 2-D sweep against `data` (a 2-D data name or a .npy of points),
     by default the data the checkpoint names."""
-    from ..data.toy2d import get_dataset
+    from ..data.toy2d import dataset_for
     from ..metrics.evaluate import points_columns
     from ..metrics.points2d import reference_samples
     from ..viz.plots import sweep_figure_2d
 
     name = data or model.data
-    if name is None:
-        raise DDLSError(f"{ckpt} does not say which data it was trained on; pass --data points.npy (your own real "
-                        f"points, one per row) or a 2-D data name")
-    dataset = get_dataset(name)
-    dataset.check_shape(energy.sample_shape)
+    dataset = dataset_for(data, model.data, energy.sample_shape, ckpt)
     rows, samples = sweep(energy, base, list(eps_values), lambda x: points_columns(x, dataset, resamples=resamples, seed=base.seed), progress=True)
     write_csv(out / "sweep.csv", rows)
     write_json(out / "config.json", {**record, "data": name, "run": base.to_dict(), "resamples": resamples,
