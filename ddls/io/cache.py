@@ -38,13 +38,17 @@ def key(kind: str, parts: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _feed(h, a: np.ndarray, label: str = "") -> None:
+    """One array into hash `h`: its label, dtype, shape and bytes."""
+    h.update(f"{label}{a.dtype.str}|{a.shape}|".encode())
+    h.update(a.tobytes())
+
+
 def digest_arrays(arrays: Arrays) -> str:
     """sha256 over each array's name, dtype, shape and bytes."""
     h = hashlib.sha256()
     for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
+        _feed(h, np.ascontiguousarray(arrays[name]), f"{name}|")
     return h.hexdigest()
 
 
@@ -54,9 +58,7 @@ def digest_tensors(*tensors) -> str:
 
     h = hashlib.sha256()
     for t in tensors:
-        a = t.detach().cpu().contiguous().numpy() if isinstance(t, torch.Tensor) else np.ascontiguousarray(t)
-        h.update(f"{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
+        _feed(h, t.detach().cpu().contiguous().numpy() if isinstance(t, torch.Tensor) else np.ascontiguousarray(t))
     return h.hexdigest()
 
 
