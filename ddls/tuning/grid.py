@@ -14,7 +14,12 @@ EPS = (1e-2, 1e-3, 1e-4)  # 2-D models want eps near 1e-4, image models near 1e-
 LANGEVIN_STEPS = 100
 # sir is searched only when asked: it gained nothing on the shipped models and its candidates would
 # shrink the first round of every search (docs/results.md)
-DEFAULT_METHODS = ("ddls", "mala", "dgflow", "dot", "drs", "mhgan")
+DEFAULT_METHODS = ("ddls", "mala", "dgflow", "dot", "drs", "mhgan", "prior-fit")
+# methods that fit something once per search before round 0 (its cost paid there, not per round)
+FITTED_FIRST = ("prior-fit",)
+# methods whose candidates are the same on every calibration (a prior fitted to D's features: calibrations
+# change D's last layer at most), searched on the first calibration only
+CALIBRATION_FREE = ("prior-fit",)
 # methods whose candidates run as one batch of chains (ddls.sampling.batched), with their kernels
 BATCHED_KERNELS = {"ddls": "ula", "mala": "mala"}
 # polarity is searched only when asked (its pool's Jacobians cost latent_dim passes each); small rho:
@@ -131,12 +136,15 @@ def default_grid(methods: tuple[str, ...] = DEFAULT_METHODS, *, temperatures: tu
         "magnet": [Recipe("magnet", 1.0, {})],
         "collab": [Recipe("collab", 1.0, {"collab_steps": 25, "collab_lr": lr}) for lr in (0.3, 0.1)],
         "ex2mcmc": [Recipe("ex2mcmc", t, {"eps": e, **EX2MCMC_SETTINGS}) for t in temperatures for e in eps[:2]],
+        "prior-fit": [Recipe("prior-fit", 1.0, {})],
     }
-    return [replace(r, calibration=c) for c in calibrations for m in methods for r in grids[m]]
+    return [replace(r, calibration=c) for i, c in enumerate(calibrations) for m in methods for r in grids[m]
+            if m not in CALIBRATION_FREE or i == 0]
 
 
-def evaluations_per_sample(recipe: Recipe, n: int) -> float:
-    """A forecast of network evaluations per kept sample (ddls.posthoc counts the real ones)."""
+def evaluations_per_sample(recipe: Recipe, n: int, *, fitted: bool = False) -> float:
+    """A forecast of network evaluations per kept sample (ddls.posthoc counts the real ones). fitted: what a
+    FITTED_FIRST method fits once is already fitted (tune fits it before round 0)."""
     o = recipe.options
     per_method = {
         GENERATOR: lambda: 1.0,
@@ -154,5 +162,14 @@ def evaluations_per_sample(recipe: Recipe, n: int) -> float:
         # per global move N - 1 candidates, 2 per MALA step, 2 where the chain moved (assumed half)
         "ex2mcmc": lambda: 2.0 + o.get("ex2mcmc_iterations", 10) * (o.get("ex2mcmc_candidates", 10) - 1.0
                                                                     + 2.0 * o.get("ex2mcmc_mala_steps", 5) + 1.0),
+        "prior-fit": lambda: 1.0 + (0.0 if fitted else _prior_fit_passes(o) / n),
     }
     return per_method[recipe.method]()
+
+
+def _prior_fit_passes(options: dict) -> float:
+    from ..posthoc import default_config
+    from ..posthoc.prior_fit import fit_evaluations
+
+    return float(fit_evaluations(default_config("prior-fit", **{k: v for k, v in options.items()
+                                                                 if k.startswith("prior_")})))

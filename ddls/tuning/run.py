@@ -35,7 +35,7 @@ import torch
 from .._torch import derived_seed
 from ..errors import DDLSError
 from ..metrics.intervals import Bootstrapped, Score, difference
-from .grid import BATCHED_KERNELS, Budget, evaluations_per_sample
+from .grid import BATCHED_KERNELS, FITTED_FIRST, Budget, evaluations_per_sample
 from .recipe import GENERATOR, Recipe
 from .scoring import Scorer, finalist_status
 
@@ -415,7 +415,8 @@ def _first_round_size(runner: _Runner, validation: Scorer, entries: list[Entry],
             if len(group) > 1:  # the whole batch, as many chains as round 0 would give it, 1 and 3 steps
                 rate = _batch_rate(runner, group, config)
                 rates.update({id(e): rate for e in group})
-    runner.per_sample = {id(e): rates[id(e)] * evaluations_per_sample(e.recipe, config.n_start) + per_scored
+    runner.per_sample = {id(e): rates[id(e)] * evaluations_per_sample(e.recipe, config.n_start, fitted=True)
+                         + per_scored
                          for e in entries}
     per_sample = sum(runner.per_sample.values())
     rounds = math.ceil(math.log2(max(len(entries) - 1, 1))) + 1
@@ -473,6 +474,12 @@ def tune(model, candidates: list[Recipe], validation: Scorer, report: Scorer, co
             continue
         if calibration != "raw":
             echo(f"calibration {calibration}: {_fitted(runner.records()[calibration])} ({_spent(meter)} spent)")
+    for recipe in {c.label: c for c in candidates if c.method in FITTED_FIRST}.values():
+        try:  # fitted once here; the rounds read the fit from memory (or the user cache)
+            runner.sample(recipe, 1, config.seed)
+            echo(f"{recipe.label}: fitted ({_spent(meter)} spent)")
+        except DDLSError as exc:
+            echo(f"{recipe.label}: not fitted: {exc}")
     entries = [Entry(c) for c in candidates]
     n = _first_round_size(runner, validation, entries, config, limit - meter.spent())
     if n < min(validation.rank_n, config.n_start):

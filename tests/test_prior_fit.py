@@ -1,0 +1,125 @@
+"""prior-fit against known answers.
+
+G(z) = W z + b is linear and D's features are x itself (the input of its one layer), so the prior
+N(mu, A A^T) that makes G's samples match real data N(m, S) is known: W mu + b = m, W A A^T W^T = S.
+With the KL weight large the fit must stay at the prior N(0, I) instead.
+"""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import DEVICE, Linear, invoke, one_line_error
+from ddls import posthoc
+from ddls.errors import DDLSError
+from ddls.posthoc.prior_fit import PriorFitConfig, critic_features, frechet_terms
+from ddls.posthoc.target import LatentLogit
+from ddls.sampling.energy import LatentEnergy
+
+W = torch.tensor([[1.0, 0.5], [0.0, 2.0]])
+B = torch.tensor([0.3, -0.2])
+M = torch.tensor([2.0, -1.0])
+ROOT = torch.tensor([[0.4, 0.3], [0.0, 1.5]])  # real x = M + ROOT e: covariance ROOT ROOT^T
+S = ROOT @ ROOT.T
+
+
+def draw_real(n, gen):
+    return M + torch.randn(n, 2, generator=gen) @ ROOT.T
+
+
+def target(discriminator=None, **energy):
+    d = discriminator if discriminator is not None else nn.Sequential(nn.Linear(2, 1))
+    return LatentLogit(LatentEnergy(Linear(W, B).to(DEVICE), d.to(DEVICE), 2, **energy))
+
+
+def fitted(config, seed=0, discriminator=None):
+    res = posthoc.run("prior-fit", target(discriminator), 4000, config, seed=seed, draw_real=draw_real)
+    return res, res.samples.double()
+
+
+def test_fit_matches_the_data_gaussian():
+    res, x = fitted(PriorFitConfig(kl=0.0, steps=400, lr=0.03, batch=1000, real=20000))
+    assert torch.allclose(x.mean(0), M.double(), atol=0.1)
+    cov = torch.cov(x.T)
+    assert torch.allclose(cov, S.double(), atol=0.12 * float(S.diagonal().max()))
+    fit = res.info["fit"]
+    assert fit["relative_fd_fitted"] < 0.05 * fit["relative_fd_prior"]
+    # the generator alone is far off: the test can tell a fit from none
+    gen = posthoc.run("generator", target(), 4000, posthoc.default_config("generator"), seed=0).samples.double()
+    assert float((gen.mean(0) - M.double()).norm()) > 1.0
+
+
+def test_degenerate_feature_directions_are_left_out():
+    """D's features: 4 values per sample that span a plane (rank 2): the fit still finds the answer."""
+    lift = Linear(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, -1.0]]), [0.0] * 4)
+    d = nn.Sequential(lift, nn.Linear(4, 1))
+    res, x = fitted(PriorFitConfig(kl=0.0, steps=400, lr=0.03, batch=1000, real=20000), discriminator=d)
+    assert res.info["fit"]["directions"] == 2
+    assert torch.allclose(x.mean(0), M.double(), atol=0.1)
+
+
+def test_a_large_kl_weight_keeps_the_prior():
+    res, _ = fitted(PriorFitConfig(kl=1e4, steps=200, lr=0.03, batch=500, real=5000))
+    z = res.latents.double()
+    assert float(z.mean(0).norm()) < 0.1
+    assert torch.allclose(torch.cov(z.T), torch.eye(2, dtype=torch.float64), atol=0.1)
+
+
+def test_samples_are_the_generator_at_the_fitted_latents_and_repeat_by_seed():
+    config = PriorFitConfig(steps=20, batch=200, real=2000, chunk_size=300)
+    a = posthoc.run("prior-fit", target(), 700, config, seed=3, draw_real=draw_real)
+    torch.testing.assert_close(a.samples, a.latents @ W.T + B)
+    b = posthoc.run("prior-fit", target(), 700, config, seed=3, draw_real=draw_real)
+    torch.testing.assert_close(a.samples, b.samples)
+    c = posthoc.run("prior-fit", target(), 700, config, seed=4, draw_real=draw_real)
+    assert not torch.allclose(a.samples, c.samples)
+
+
+def test_the_fit_is_read_from_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("DDLS_CACHE_DIR", str(tmp_path))
+    config = PriorFitConfig(steps=30, batch=200, real=2000)
+    t = target()
+    first = posthoc.run("prior-fit", t, 100, config, seed=5, draw_real=draw_real)
+    assert first.info["fit"]["cached"] is False and first.evaluations > 100
+    assert len(list(tmp_path.glob("prior-fit-*.npz"))) == 1
+    second = posthoc.run("prior-fit", t, 100, config, seed=5, draw_real=draw_real)
+    assert second.info["fit"]["cached"] is True and second.evaluations == 100
+    torch.testing.assert_close(first.samples, second.samples)
+    other = posthoc.run("prior-fit", t, 100, PriorFitConfig(steps=31, batch=200, real=2000), seed=5,
+                        draw_real=draw_real)
+    assert other.info["fit"]["cached"] is False
+
+
+def test_frechet_terms_equal_the_closed_form():
+    gen = torch.Generator().manual_seed(0)
+    f = torch.randn(500, 3, generator=gen, dtype=torch.float64) * torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+    cov_r = torch.diag(torch.tensor([2.0, 1.0, 3.0], dtype=torch.float64))
+    mu_r = torch.tensor([0.5, 0.0, -1.0], dtype=torch.float64)
+    value = frechet_terms(f, mu_r, torch.eye(3, dtype=torch.float64), cov_r.sqrt(), cov_r.trace())
+    mean, cov = f.mean(0) - mu_r, torch.cov(f.T)
+    w, v = torch.linalg.eigh(cov)
+    cross = torch.linalg.eigvals(cov_r @ cov).real.clamp_min(0).sqrt().sum()
+    expected = mean.pow(2).sum() + cov.trace() + cov_r.trace() - 2 * cross
+    assert abs(float(value - expected)) < 1e-8
+
+
+def test_features_are_the_input_of_the_last_layer_or_a_named_output():
+    d = nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 3), nn.Linear(3, 1))
+    x = torch.randn(7, 2)
+    with critic_features(d) as run:
+        torch.testing.assert_close(run(x), d[2](d[1](d[0](x))))
+    with critic_features(d, "1") as run:
+        torch.testing.assert_close(run(x), d[1](d[0](x)))
+    with pytest.raises(DDLSError, match="no layer 'nope'"):
+        with critic_features(d, "nope"):
+            pass
+
+
+@pytest.mark.parametrize("energy,real,match", [
+    ({"sigma": 0.1}, draw_real, "sigma 0"),
+    ({}, None, "--data"),
+])
+def test_refusals_are_one_line(energy, real, match):
+    with pytest.raises(DDLSError, match=match) as err:
+        posthoc.run("prior-fit", target(**energy), 10, PriorFitConfig(steps=2, batch=10, real=20), draw_real=real)
+    assert "\n" not in str(err.value)
