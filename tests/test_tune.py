@@ -378,3 +378,45 @@ def test_sir_is_searched_only_when_named():
     assert evaluations_per_sample(sir[0], 100) == 11.0  # the pool through G and D, the kept ones through G
     r = invoke("tune", "--ckpt", "pretrained/gmm25_wgangp.pt", "--methods", "sir,nope", "--out", "x.pt")
     assert "unknown method(s) nope" in one_line_error(r)
+
+
+def test_a_prior_fit_candidate_is_fitted_once_and_can_make_the_recipe(monkeypatch, tmp_path):
+    # data N(0, I), generator N(mu, I): D's head is zero, so DDLS has nothing to follow, but D's features
+    # (x itself) tell the prior fit where the data is: z ~ N(-mu, I) gives the data exactly
+    import ddls.posthoc.prior_fit as prior_fit
+
+    first, head = nn.Linear(2, 2), nn.Linear(2, 1)
+    with torch.no_grad():
+        first.weight.copy_(torch.eye(2))
+        first.bias.zero_()
+        head.weight.zero_()
+        head.bias.zero_()
+    model = gaussian_model(nn.Sequential(first, head), mu=(1.5, 0.0))
+    grid = [Recipe("ddls", 1.0, {"steps": 60, "eps": 0.05}), Recipe("prior-fit", 1.0, {"prior_steps": 200})]
+    fits = []
+    real_fit = prior_fit.fit
+    monkeypatch.setattr(prior_fit, "fit", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    monkeypatch.setattr(prior_fit, "_MEMO", {})
+    monkeypatch.setenv("DDLS_CACHE_DIR", str(tmp_path))
+
+    def draw_real(n, gen):
+        return torch.randn(n, 2, generator=gen, device=gen.device)
+
+    lines = []
+    scorer = points_scorer(standard_normal, "N(0, I)", CONFIG.resamples)
+    result = tune(model, grid, scorer, points_scorer(standard_normal, "report", CONFIG.resamples), CONFIG,
+                  draw_real=draw_real, echo=lines.append)
+    assert result.improved and result.recipe.method == "prior-fit"
+    assert len(result.rounds) >= 2 and len(fits) == 1  # fitted before round 0, read back in every round
+    assert any(line.startswith("prior-fit") and "fitted" in line for line in lines)
+
+
+def test_prior_fit_is_searched_once_whatever_the_calibrations():
+    from ddls.tuning.grid import default_grid
+
+    grid = default_grid(("ddls", "prior-fit"), calibrations=("raw", "head"))
+    assert [r.calibration for r in grid if r.method == "prior-fit"] == ["raw"]
+    assert sum(r.method == "ddls" for r in grid) == 18
+    pf = Recipe("prior-fit", 1.0, {"prior_steps": 10, "prior_batch": 100, "prior_real": 50})
+    assert evaluations_per_sample(pf, 10) == 1 + (50 + 2 * 10 * 100 + 2 * 100) / 10
+    assert evaluations_per_sample(pf, 10, fitted=True) == 1.0

@@ -6,6 +6,7 @@ import json
 import click
 
 from ..errors import DDLSError
+from ..tuning.grid import DEFAULT_METHODS
 from .common import DISC_HELP, echo_err, guard_output, model_option, was_given
 
 TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generator", "vs_generator_lo",
@@ -23,7 +24,7 @@ TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generat
 @click.option("--budget", default="auto", show_default=True,
               help="Most it may spend: minutes (20m or 20), seconds (90s), hours (1h) or network evaluations "
                    "(5e6evals); auto: 20 min on a CPU, 2 on a GPU.")
-@click.option("--methods", default="ddls,mala,dgflow,dot,drs,mhgan", show_default=True,
+@click.option("--methods", default=",".join(DEFAULT_METHODS), show_default=True,
               help="Methods to search (comma-separated; sir only when named); the generator alone is always the "
                    "baseline.")
 @click.option("--calibrations", default="auto", show_default=True,

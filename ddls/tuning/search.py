@@ -24,9 +24,13 @@ def search(model, energy, config: TuneConfig, *, methods: Sequence[str] = DEFAUL
     validation, report, draw_real, source = scorers_for(model, energy, data=data, stats=stats, features=features,
                                                         ref_n=ref_n, classifier=classifier,
                                                         resamples=config.resamples, seed=config.seed, note=echo)
-    if draw_real is None and "mhgan" in chosen:
-        chosen = tuple(m for m in chosen if m != "mhgan")
-        echo("leaving out mhgan: it starts its chains at real samples, and there are none to draw")
+    if draw_real is None:
+        from ..posthoc.registry import get
+
+        left_out = [m for m in chosen if get(m).needs_real]
+        if left_out:
+            chosen = tuple(m for m in chosen if m not in left_out)
+            echo(f"leaving out {', '.join(left_out)}: they need real samples, and there are none to draw")
     calibrated = parse_calibrations(calibrations, energy.kind, draw_real is not None and energy.label is None)
     if draw_real is None and calibrated != ("raw",):
         raise DDLSError("calibrations other than raw are fitted on real samples, and there are none to draw; pass "
