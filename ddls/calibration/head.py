@@ -113,8 +113,8 @@ def fit_head(energy: LatentEnergy, draw_real: Draw, config: HeadConfig, *, heldo
     c = float(b - (w / scale) @ shift)
     score_map = _write(layer, v, c)
     out = _with(energy, d, score_map)
-    check = out.score(held.real[: min(64, len(held.real))]).double()
-    want = held_real.h[: len(check)].double() @ v.double() + c
+    check = out.score(held.real[: min(64, len(held.real))]).double().cpu()  # on the CPU: D may be on a GPU
+    want = held_real.h[: len(check)].double().cpu() @ v.double().cpu() + c
     if not torch.allclose(check, want, rtol=1e-3, atol=1e-3 * (1 + float(want.abs().max()))):
         raise DDLSError(f"could not write the refitted head into this discriminator's {type(layer).__name__} "
                         f"exactly; {WHY}")
