@@ -420,3 +420,13 @@ def test_prior_fit_is_searched_once_whatever_the_calibrations():
     pf = Recipe("prior-fit", 1.0, {"prior_steps": 10, "prior_batch": 100, "prior_real": 50})
     assert evaluations_per_sample(pf, 10) == 1 + (50 + 2 * 10 * 100 + 2 * 100) / 10
     assert evaluations_per_sample(pf, 10, fitted=True) == 1.0
+
+
+def test_auto_methods_search_prior_fit_on_images_only():
+    from ddls.tuning.grid import default_methods, parse_methods
+
+    assert parse_methods("auto") == ("auto",) and parse_methods(" AUTO ") == ("auto",)
+    assert "prior-fit" in default_methods((1, 28, 28)) and "prior-fit" not in default_methods((2,))
+    assert set(default_methods((1, 28, 28))) - set(default_methods((2,))) == {"prior-fit"}
+    r = invoke("tune", "--ckpt", "pretrained/gmm25_wgangp.pt", "--methods", "auto,sir", "--out", "x.pt")
+    assert "unknown method(s) auto" in one_line_error(r)

@@ -6,7 +6,7 @@ import json
 import click
 
 from ..errors import DDLSError
-from ..tuning.grid import DEFAULT_METHODS
+from ..tuning.grid import AUTO, DEFAULT_METHODS, IMAGE_ONLY
 from .common import DISC_HELP, echo_err, guard_output, model_option, was_given
 
 TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generator", "vs_generator_lo",
@@ -24,9 +24,9 @@ TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generat
 @click.option("--budget", default="auto", show_default=True,
               help="Most it may spend: minutes (20m or 20), seconds (90s), hours (1h) or network evaluations "
                    "(5e6evals); auto: 20 min on a CPU, 2 on a GPU.")
-@click.option("--methods", default=",".join(DEFAULT_METHODS), show_default=True,
-              help="Methods to search (comma-separated; sir only when named); the generator alone is always the "
-                   "baseline.")
+@click.option("--methods", default=AUTO, show_default=True,
+              help=f"Methods to search (comma-separated; sir only when named); auto: {','.join(DEFAULT_METHODS)} "
+                   f"({', '.join(IMAGE_ONLY)} on images only). The generator alone is always the baseline.")
 @click.option("--calibrations", default="auto", show_default=True,
               help="Calibrations to search, each fitted once with --seed and tried with every candidate "
                    "(raw, platt, head; comma-separated); a recipe's calibration is refitted by `ddls sample`. "

@@ -7,12 +7,12 @@ from dataclasses import replace
 from typing import Callable, Sequence
 
 from ..errors import DDLSError
-from .grid import DEFAULT_METHODS, EPS, LANGEVIN_STEPS, TEMPERATURES, default_grid, is_auto, parse_calibrations
+from .grid import AUTO, EPS, LANGEVIN_STEPS, TEMPERATURES, default_grid, default_methods, is_auto, parse_calibrations
 from .recipe import GENERATOR, Recipe
 from .run import TuneConfig, TuneResult, cached_target, tune
 
 
-def search(model, energy, config: TuneConfig, *, methods: Sequence[str] = DEFAULT_METHODS, calibrations: str = "auto",
+def search(model, energy, config: TuneConfig, *, methods: Sequence[str] = (AUTO,), calibrations: str = "auto",
            temperatures: Sequence[float] = TEMPERATURES, eps: Sequence[float] = EPS, steps: int = LANGEVIN_STEPS,
            data: str | None = None, stats: str | None = None, features: str = "domain", ref_n: int | None = None,
            classifier: str | None = None, echo: Callable[[str], None] = lambda s: None) -> TuneResult:
@@ -20,7 +20,7 @@ def search(model, energy, config: TuneConfig, *, methods: Sequence[str] = DEFAUL
     `config.budget`; the result's `data` names what it was scored against."""
     from .scoring import scorers_for
 
-    chosen = tuple(methods)
+    chosen = default_methods(energy.sample_shape) if tuple(methods) == (AUTO,) else tuple(methods)
     validation, report, draw_real, source = scorers_for(model, energy, data=data, stats=stats, features=features,
                                                         ref_n=ref_n, classifier=classifier,
                                                         resamples=config.resamples, seed=config.seed, note=echo)
@@ -46,7 +46,7 @@ def search(model, energy, config: TuneConfig, *, methods: Sequence[str] = DEFAUL
     return replace(result, data=source)
 
 
-def tune_model(model, *, budget="auto", methods: str | Sequence[str] = DEFAULT_METHODS, calibrations: str = "auto",
+def tune_model(model, *, budget="auto", methods: str | Sequence[str] = AUTO, calibrations: str = "auto",
                temperatures: Sequence[float] = TEMPERATURES, eps: Sequence[float] = EPS, steps: int = LANGEVIN_STEPS,
                n_start: int = 256, n_max: int = 2000, n_report: int = 2000, data: str | None = None,
                stats: str | None = None, features: str = "domain", ref_n: int | None = None,
