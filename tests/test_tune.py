@@ -45,6 +45,17 @@ def gaussian_model(discriminator, mu=(0.0, 0.0), s=1.0):
     return Model(Linear(s * np.eye(2), mu), discriminator, (2,), "gan")
 
 
+def features_and_zero_head():
+    """D whose features are x itself (an identity layer) under a zero head: its score says nothing."""
+    first, head = nn.Linear(2, 2), nn.Linear(2, 1)
+    with torch.no_grad():
+        first.weight.copy_(torch.eye(2))
+        first.bias.zero_()
+        head.weight.zero_()
+        head.bias.zero_()
+    return nn.Sequential(first, head)
+
+
 def standard_normal(n, seed):
     return torch.randn(n, 2, generator=make_generator(seed)).numpy()
 
@@ -174,13 +185,7 @@ def test_a_calibration_searched_by_tune_can_make_the_recipe():
     # data N(0, I), generator N(mu, I): the log ratio -mu . x + |mu|^2 / 2 is linear in D's features (x),
     # but D's head is zero, so raw candidates have nothing to follow; refitted ([head]) they have the exact one
     mu = (1.5, 0.0)
-    first, head = nn.Linear(2, 2), nn.Linear(2, 1)
-    with torch.no_grad():
-        first.weight.copy_(torch.eye(2))
-        first.bias.zero_()
-        head.weight.zero_()
-        head.bias.zero_()
-    model = gaussian_model(nn.Sequential(first, head), mu=mu)
+    model = gaussian_model(features_and_zero_head(), mu=mu)
     grid = [Recipe("ddls", 1.0, {"steps": 60, "eps": 0.05}, calibration=c) for c in ("raw", "head")]
 
     def draw_real(n, gen):
@@ -385,13 +390,7 @@ def test_a_prior_fit_candidate_is_fitted_once_and_can_make_the_recipe(monkeypatc
     # (x itself) tell the prior fit where the data is: z ~ N(-mu, I) gives the data exactly
     import ddls.posthoc.prior_fit as prior_fit
 
-    first, head = nn.Linear(2, 2), nn.Linear(2, 1)
-    with torch.no_grad():
-        first.weight.copy_(torch.eye(2))
-        first.bias.zero_()
-        head.weight.zero_()
-        head.bias.zero_()
-    model = gaussian_model(nn.Sequential(first, head), mu=(1.5, 0.0))
+    model = gaussian_model(features_and_zero_head(), mu=(1.5, 0.0))
     grid = [Recipe("ddls", 1.0, {"steps": 60, "eps": 0.05}), Recipe("prior-fit", 1.0, {"prior_steps": 200})]
     fits = []
     real_fit = prior_fit.fit
