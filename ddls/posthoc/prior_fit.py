@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from .._torch import derived_seed, frozen, make_generator, seeded_chunks
 from ..errors import DDLSError
+from .progress import step_bar
 from .registry import POSITIVE, Setting, register
 from .target import LatentLogit, PosthocResult
 
@@ -160,17 +161,15 @@ def fit(target: LatentLogit, draw_real, config: PriorFitConfig, *, progress: boo
         mu = torch.zeros(d, device=device, requires_grad=True)
         a = torch.eye(d, device=device, requires_grad=True)
         opt = torch.optim.Adam([mu, a], lr=config.lr)
-        bar = _bar(progress, config.steps)
-        for _ in range(config.steps):
-            e = torch.randn(config.batch, d, generator=gen, device=device)
-            fd = frechet_terms(features(energy.decode(mu + e @ a.T)), mu_r, basis, root, trace_r) / trace_r
-            kl = gaussian_kl(mu, a)
-            loss = fd + config.kl * kl / d
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            bar(1)
-        bar(None)
+        with step_bar(progress, 1, 1, config.steps, "prior-fit") as advance:
+            for _ in range(config.steps):
+                e = torch.randn(config.batch, d, generator=gen, device=device)
+                fd = frechet_terms(features(energy.decode(mu + e @ a.T)), mu_r, basis, root, trace_r) / trace_r
+                loss = fd + config.kl * gaussian_kl(mu, a) / d
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                advance(1)
         with torch.no_grad():
             e = torch.randn(config.batch, d, generator=gen, device=device)
             before = float(frechet_terms(features(energy.decode(e)), mu_r, basis, root, trace_r) / trace_r)
@@ -182,15 +181,6 @@ def fit(target: LatentLogit, draw_real, config: PriorFitConfig, *, progress: boo
               "evaluations": fit_evaluations(config),
               "seconds": round(time.perf_counter() - t0, 3)}
     return mu, a, record
-
-
-def _bar(on: bool, total: int):
-    if not on or total <= 0:
-        return lambda k=1: None
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc="prior-fit", unit="step", leave=False, dynamic_ncols=True)
-    return lambda k=1: bar.close() if k is None else bar.update(k)
 
 
 _MEMO: dict[str, tuple[np.ndarray, np.ndarray, dict]] = {}  # this process's fits, for a cache that is off
