@@ -12,7 +12,7 @@ from torch import nn
 from conftest import DEVICE, Linear, invoke, one_line_error
 from ddls import posthoc
 from ddls.errors import DDLSError
-from ddls.posthoc.prior_fit import PriorFitConfig, critic_features, frechet_terms
+from ddls.posthoc.prior_fit import IterateMean, PriorFitConfig, critic_features, fit, frechet_terms
 from ddls.posthoc.target import LatentLogit
 from ddls.sampling.energy import LatentEnergy
 
@@ -88,6 +88,38 @@ def test_the_fit_is_read_from_the_cache(monkeypatch, tmp_path):
     other = posthoc.run("prior-fit", t, 100, PriorFitConfig(steps=31, batch=200, real=2000), seed=5,
                         draw_real=draw_real)
     assert other.info["fit"]["cached"] is False
+
+
+def covariance_error(config):
+    """Relative error of the fitted G(z)'s covariance, W A A^T W^T against S, and its mean's distance to M."""
+    mu, a, record = fit(target(), draw_real, config)
+    cov = W.to(a.device) @ a @ a.T @ W.T.to(a.device)
+    return float((cov.cpu() - S).norm() / S.norm()), float((W @ mu.cpu() + B - M).norm()), record
+
+
+def test_averaged_iterates_settle_a_noisy_fit():
+    """Batches of 40 make each Adam step noisy: the last iterate lands anywhere near the optimum, the mean of
+    the last two thirds at it."""
+    last, mean = [], []
+    for seed in range(4):
+        settings = dict(kl=0.0, steps=300, lr=0.05, batch=40, real=20000, seed=seed)
+        last.append(covariance_error(PriorFitConfig(average=0.0, **settings))[0])
+        err, shift, record = covariance_error(PriorFitConfig(**settings))
+        assert record["averaged"] == 201
+        assert err < 0.08 and shift < 0.06
+        mean.append(err)
+    assert sum(last) / len(last) > 2.5 * sum(mean) / len(mean)
+
+
+def test_the_iterate_mean_averages_covariances_not_roots():
+    mean = IterateMean(2, "cpu")
+    a1, a2 = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[0.0, 1.0], [-2.0, 0.0]])  # a2 = a1 turned
+    mean.add(torch.tensor([1.0, 0.0]), a1)
+    mean.add(torch.tensor([0.0, 3.0]), a2)
+    mu, root = mean.prior()
+    torch.testing.assert_close(mu, torch.tensor([0.5, 1.5]))
+    expected = (a1 @ a1.T + a2 @ a2.T) / 2  # = diag(1, 4) twice: averaging A itself would give a narrower prior
+    torch.testing.assert_close(root @ root.T, expected)
 
 
 def test_frechet_terms_equal_the_closed_form():
