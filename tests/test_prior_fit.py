@@ -122,6 +122,26 @@ def test_the_iterate_mean_averages_covariances_not_roots():
     torch.testing.assert_close(root @ root.T, expected)
 
 
+def test_the_cache_keys_on_d_s_features_not_its_head(monkeypatch, tmp_path):
+    """A refitted head (D's last layer) leaves the features and so the fit; a changed hidden layer does not."""
+    monkeypatch.setenv("DDLS_CACHE_DIR", str(tmp_path))
+    config = PriorFitConfig(steps=20, batch=200, real=2000, seed=17)  # a fit seed no other test's memo holds
+
+    def critic(head_weight, hidden_scale=1.0):
+        d = nn.Sequential(Linear(torch.eye(2) * hidden_scale, [0.0, 0.0]), nn.Linear(2, 1))
+        with torch.no_grad():
+            d[1].weight.fill_(head_weight)
+        return d
+
+    first = posthoc.run("prior-fit", target(critic(0.5)), 50, config, seed=1, draw_real=draw_real)
+    head = posthoc.run("prior-fit", target(critic(-3.0)), 50, config, seed=1, draw_real=draw_real)
+    assert first.info["fit"]["cached"] is False and head.info["fit"]["cached"] is True
+    torch.testing.assert_close(first.samples, head.samples)
+    hidden = posthoc.run("prior-fit", target(critic(0.5, hidden_scale=2.0)), 50, config, seed=1,
+                         draw_real=draw_real)
+    assert hidden.info["fit"]["cached"] is False
+
+
 def test_frechet_terms_equal_the_closed_form():
     gen = torch.Generator().manual_seed(0)
     f = torch.randn(500, 3, generator=gen, dtype=torch.float64) * torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)

@@ -14,7 +14,8 @@ the fitted prior is therefore the average of the last `average` share of the ite
 of A A^T. D's features are the input of its last layer (the
 last module with weights whose input has more than one value per sample), or a named layer's output.
 Sampling then costs one pass through G per sample. The fit is kept in the user cache (ddls.io.cache),
-keyed by the networks, the real draws, the settings and the seed.
+keyed by G, D's features of the first real draws (so a refitted head keeps the fit), the real draws, the
+settings and the seed.
 
 The features are D's, not the evaluation's: FID is measured on another network's features, so the fit
 does not optimise the score it is judged by.
@@ -223,8 +224,8 @@ MEMO_SIZE = 8
 
 def cached_fit(target: LatentLogit, draw_real, config: PriorFitConfig, *,
                progress: bool = False) -> tuple[Tensor, Tensor, dict]:
-    """`fit`, read from the user cache (or this process's last fits) when the same networks, real draws,
-    settings and seed were fitted before."""
+    """`fit`, read from the user cache (or this process's last fits) when the same G, D's features, real
+    draws, settings and seed were fitted before."""
     from ..io import cache
 
     energy = target.energy
@@ -232,8 +233,9 @@ def cached_fit(target: LatentLogit, draw_real, config: PriorFitConfig, *,
         return fit(target, draw_real, config, progress=progress)  # refuses with the reason
     real = draw_real(config.real, make_generator(derived_seed(config.seed, REAL_STREAM)))
     settings = {k: v for k, v in config.to_dict().items() if k != "chunk_size"}
-    parts = {"networks": cache.digest_modules(*energy.modules()), "real": cache.digest_tensors(real),
-             "settings": settings, "latent_dim": energy.latent_dim, "label": energy.label}
+    parts = {"generator": cache.digest_modules(energy.generator), "features": _feature_probe(target, real, config),
+             "real": cache.digest_tensors(real), "settings": settings, "latent_dim": energy.latent_dim,
+             "label": energy.label}
     name = cache.key("prior-fit", parts)
     found = _MEMO.get(name)
     if found is None:
@@ -250,6 +252,20 @@ def cached_fit(target: LatentLogit, draw_real, config: PriorFitConfig, *,
     cache.store("prior-fit", parts, arrays, record)
     _remember(name, (arrays["mu"], arrays["a"], record))
     return mu, a, {**record, "cached": False}
+
+
+PROBE = 64  # real samples whose features stand for D's feature map in the cache key
+
+
+def _feature_probe(target: LatentLogit, real: Tensor, config: PriorFitConfig) -> str:
+    """Digest of D's features of the first real samples: the fit depends on D only through its features, so
+    a refitted head (a calibration rewrites D's last layer, after the features) keeps the fit it had."""
+    from ..io import cache
+
+    energy = target.energy
+    x = real[:PROBE].to(target.device)
+    with torch.no_grad(), frozen(*target.modules()), critic_features(energy.discriminator, config.layer) as run:
+        return cache.digest_tensors(run(x, *energy._labels(x.shape[0], x.device)))
 
 
 def _remember(name: str, fitted: tuple) -> None:
