@@ -123,36 +123,60 @@ def test_reference_statistics_are_computed_once_per_split_and_images(cache_dir, 
 
 
 def test_a_calibration_fit_is_read_back_for_the_same_checkpoint_data_and_seed(cache_dir, monkeypatch):
-    import ddls.posthoc as posthoc
+    """make_target keeps a fit when its data is named: tune (cached_target), compare and sample share it."""
+    import ddls.calibration as calibration_module
+    from ddls.posthoc import make_target
     from ddls.tuning.run import cached_target
 
     torch.manual_seed(0)
     d = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
     model = Model(Linear(np.eye(2), [0.5, 0.0]), d, (2,), "wgan")
     fits = []
-    real = posthoc.make_target
+    real = calibration_module.calibrate
 
     def counted(*args, **kw):
         fits.append(args[1])
         return real(*args, **kw)
 
-    monkeypatch.setattr(posthoc, "make_target", counted)
+    monkeypatch.setattr(calibration_module, "calibrate", counted)
 
     def draw_real(n, gen):
         return torch.randn(n, 2, generator=gen)
 
     for calibration in ("platt", "head"):
         first = cached_target(model.energy(), calibration, draw_real, seed=3, data="N(0, I)")
-        again = cached_target(model.energy(), calibration, draw_real, seed=3, data="N(0, I)")
+        again = make_target(model.energy(), calibration, draw_real, n=5000, seed=3, data="N(0, I)")  # as sample does
         assert fits.count(calibration) == 1 and again.record["calibration"]["cached"]
+        assert again.record["evaluations"] == 0 < first.record["evaluations"]
         x = torch.randn(16, 2)
         torch.testing.assert_close(again.of_samples(x), first.of_samples(x))
         assert again.energy.kind == first.energy.kind
     cached_target(model.energy(), "platt", draw_real, seed=4, data="N(0, I)")  # another seed
     cached_target(model.energy(), "platt", draw_real, seed=3, data="other data")
+    make_target(model.energy(), "platt", draw_real, n=1000, seed=3, data="N(0, I)")  # another sample size
     with torch.no_grad():
         d[0].weight.add_(0.1)  # another checkpoint
     cached_target(model.energy(), "platt", draw_real, seed=3, data="N(0, I)")
     cached_target(model.energy(), "platt", draw_real, seed=3, data=None)  # data it cannot name: not cached
     cached_target(model.energy(), "platt", draw_real, seed=3, data=None)
-    assert fits.count("platt") == 6
+    assert fits.count("platt") == 7
+
+
+def test_compare_reads_the_calibration_tune_fitted(cache_dir):
+    from ddls.posthoc.compare import compare
+    from ddls.tuning.run import cached_target
+
+    torch.manual_seed(0)
+    model = Model(Linear(np.eye(2), [0.5, 0.0]), nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1)), (2,),
+                  "wgan")
+
+    def draw_real(n, gen):
+        return torch.randn(n, 2, generator=gen)
+
+    cached_target(model.energy(), "platt", draw_real, seed=0, data="N(0, I)")
+    evaluate = lambda x: {"mean": float(np.abs(x).mean())}  # noqa: E731
+    _, _, record = compare(model.energy(), [], {}, evaluate, n=20, seed=0, calibration="platt", draw_real=draw_real,
+                           data="N(0, I)")
+    assert record["calibration"]["cached"] and record["evaluations"] == 0
+    _, _, unnamed = compare(model.energy(), [], {}, evaluate, n=20, seed=0, calibration="platt", draw_real=draw_real)
+    assert "cached" not in unnamed["calibration"] and unnamed["evaluations"] > 0

@@ -217,7 +217,7 @@ def compare(ckpt, factory, methods, steps, eps, n, seed, chunk_size, device, out
     rows, samples, record = run_compare(
         energy, chosen, dict(settings, steps=steps, eps=eps, chunk_size=chunk_size), evaluate,
         n=n, seed=seed, calibration=posthoc["calibration"], calibration_n=posthoc["calibration_n"],
-        finetune_steps=posthoc["finetune_steps"], draw_real=draw_real, progress=True)
+        finetune_steps=posthoc["finetune_steps"], draw_real=draw_real, data=data or model.data, progress=True)
     out = Path(out_dir or f"compare-{Path(ckpt).stem}")
     record = {"ckpt": str(ckpt), **({"factory": factory} if factory else {}), "data": data or model.data, "n": n,
               "seed": seed, "resamples": resamples, **scoring, "calibration": record}

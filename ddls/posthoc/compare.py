@@ -37,13 +37,15 @@ def parse_methods(text: str) -> list[str]:
 
 def compare(energy: LatentEnergy, methods: list[str], options: dict, evaluate: Callable[[np.ndarray], dict], *,
             n: int, seed: int, calibration: str = "raw", calibration_n: int = 5000, finetune_steps: int = 2000,
-            draw_real=None, progress: bool = False) -> tuple[list[dict], list[np.ndarray], dict]:
+            draw_real=None, data: str | None = None, progress: bool = False) -> tuple[list[dict], list[np.ndarray], dict]:
     """Rows (the generator alone first, then each method), the samples behind each row, and the calibration record.
 
-    `options` are the flat per-method settings of `ddls.posthoc.default_config`.
+    `options` are the flat per-method settings of `ddls.posthoc.default_config`; `data` names what draw_real
+    draws (then the calibration's fit is kept in the user cache).
     """
     t0 = time.perf_counter()
-    target = make_target(energy, calibration, draw_real, n=calibration_n, seed=seed, finetune_steps=finetune_steps)
+    target = make_target(energy, calibration, draw_real, n=calibration_n, seed=seed, finetune_steps=finetune_steps,
+                         data=data)
     record = dict(target.record)
     record["seconds"] = round(time.perf_counter() - t0, 3)
     rows, samples = [], []

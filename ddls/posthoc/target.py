@@ -87,16 +87,24 @@ DrawReal = Callable[[int, torch.Generator], Tensor]  # n real samples, drawn wit
 
 
 def make_target(energy: LatentEnergy, calibration: str, draw_real: DrawReal | None = None, *, n: int = 5000, seed: int = 0,
-                finetune_steps: int = 2000) -> LatentLogit:
+                finetune_steps: int = 2000, data: str | None = None) -> LatentLogit:
     """The LatentLogit for `calibration` (raw, platt/logistic, isotonic, finetune), by ddls.calibration.calibrate:
     the same fit `ddls calibrate` makes for the same seed. n: samples each for platt/isotonic.
 
-    Its `.record` says what was fitted: {'calibration': ..., 'evaluations': passes through D spent}.
+    data: a name for what draw_real draws (a data set, or a file): with it the fit is kept in the user cache
+    (ddls.io.cache) under the networks, calibration, n, seed, schedule and data, so tune, compare and sample
+    of one checkpoint fit it once. Its `.record` says what was fitted: {'calibration': ..., 'evaluations':
+    passes through D spent (0 when read from the cache)}.
     """
     from ..calibration import calibrate
 
     if calibration != "raw" and draw_real is None:
         raise DDLSError(f"{calibration} calibration needs real samples, and this checkpoint names no data "
                         f"source; pass --data (a .npy of your own real points, or a data set) or use raw calibration")
+    if calibration != "raw" and data is not None:
+        from .calibration_cache import cached_calibration
+
+        return LatentLogit(*cached_calibration(energy, calibration, draw_real, n=n, seed=seed,
+                                               finetune_steps=finetune_steps, data=data))
     result = calibrate(energy, calibration, draw_real, n=n, seed=seed, steps=finetune_steps)
     return LatentLogit(result.energy, result.map, {"calibration": result.record, "evaluations": result.evaluations})

@@ -29,7 +29,7 @@ def run_posthoc_sampling(model, energy, method: str, out: str, *, n: int, seed: 
     config = default_config(method, chunk_size=chunk_size, steps=steps, eps=eps, noise_scale=noise_scale, **settings)
     t0 = time.perf_counter()
     target = make_target(energy, posthoc["calibration"], draw_real, n=posthoc["calibration_n"], seed=seed,
-                         finetune_steps=posthoc["finetune_steps"])
+                         finetune_steps=posthoc["finetune_steps"], data=data or model.data)
     record = target.record
     result = run(method, target, n, config, seed=seed, draw_real=draw_real, progress=True)
     wall = time.perf_counter() - t0

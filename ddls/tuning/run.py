@@ -322,53 +322,11 @@ CALIBRATION_N = 5000  # real and generated samples of a fit (ddls.posthoc.make_t
 
 
 def cached_target(energy, calibration: str, draw_real, *, seed: int, data: str | None):
-    """ddls.posthoc.make_target's fit, kept in the user cache (ddls.io.cache) under the networks' digest, the
-    calibration, the seed and the data: a later search of the same checkpoint reads it instead of refitting.
-    raw, and data that cannot be named (None), are not cached."""
-    import copy
-
-    import torch
-
-    from ..calibration.maps import Calibration
-    from ..io import cache
+    """ddls.posthoc.make_target's fit on CALIBRATION_N samples, kept in the user cache when `data` names the
+    real source: a later search, compare or sample of the same checkpoint reads it instead of refitting."""
     from ..posthoc import make_target
-    from ..posthoc.target import LatentLogit
 
-    if calibration == "raw" or data is None:
-        return make_target(energy, calibration, draw_real, n=CALIBRATION_N, seed=seed)
-    if os.path.isfile(data):
-        from ..io.resume import file_digest
-
-        data = f"{os.path.abspath(data)}:{file_digest(data)}"
-    own_map = energy.score_map.state() if isinstance(energy.score_map, Calibration) else repr(energy.score_map)
-    parts = {"networks": cache.digest_modules(*energy.modules()), "kind": energy.kind, "score_map": own_map,
-             "label": energy.label if not isinstance(energy.label, torch.Tensor) else energy.label.tolist(),
-             "sigma": energy.sigma, "calibration": calibration, "seed": seed, "n": CALIBRATION_N, "data": data,
-             "finetune_steps": 2000}  # make_target's default schedule, the one fitted here
-    found = cache.load("calibration", parts)
-    if found is not None:
-        arrays, meta = found
-        try:
-            d = energy.discriminator
-            if arrays:
-                d = copy.deepcopy(energy.discriminator)
-                d.load_state_dict({k[2:]: torch.from_numpy(v) for k, v in arrays.items()})
-            fitted = energy.replaced(discriminator=d, kind=meta["kind"], score_map=None if meta["score_map"] is None
-                                     else Calibration.from_state(meta["score_map"]))
-            record = {"calibration": {**meta["record"], "cached": True}, "evaluations": 0}
-            return LatentLogit(fitted, Calibration.from_state(meta["map"]), record)
-        except (KeyError, TypeError, ValueError, RuntimeError, DDLSError):
-            pass  # an entry that does not fit these networks: fitted again below
-    target = make_target(energy, calibration, draw_real, n=CALIBRATION_N, seed=seed)
-    fitted = target.energy
-    arrays = {} if fitted.discriminator is energy.discriminator else \
-        {f"d.{k}": v.detach().cpu().numpy() for k, v in fitted.discriminator.state_dict().items()}
-    score_map = fitted.score_map.state() if isinstance(fitted.score_map, Calibration) else None
-    if fitted.score_map is None or score_map is not None:  # a map of another kind cannot be stored
-        cache.store("calibration", parts, arrays, {"kind": fitted.kind, "score_map": score_map,
-                                                   "map": target.calibration.state(),
-                                                   "record": target.record["calibration"]})
-    return target
+    return make_target(energy, calibration, draw_real, n=CALIBRATION_N, seed=seed, data=data)
 
 
 def _prefix_within(costs: list[float], left: float) -> int:
