@@ -345,6 +345,12 @@ def test_one_line_errors(tmp_path, args, message):
     assert not (tmp_path / "t.pt").exists()
 
 
+def test_a_negative_seed_is_refused_as_every_command_refuses_it(tmp_path):
+    line = one_line_error(invoke("tune", "--ckpt", SHIPPED, "--out", tmp_path / "t.pt", "--seed", "-1"), code=2)
+    assert "'--seed': -1 is not in the range 0<=" in line
+    assert not (tmp_path / "t.pt").exists()
+
+
 @pytest.mark.parametrize("shape", [(100, 3), (10, 2), (100,)])
 def test_data_file_of_the_wrong_shape_is_refused(tmp_path, shape):
     np.save(tmp_path / "p.npy", np.zeros(shape))

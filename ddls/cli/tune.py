@@ -7,7 +7,7 @@ import click
 
 from ..errors import DDLSError
 from ..tuning.grid import AUTO, DEFAULT_METHODS, IMAGE_ONLY
-from .common import DISC_HELP, echo_err, guard_output, model_option, was_given
+from .common import DISC_HELP, SEED, echo_err, guard_output, model_option, was_given
 
 TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generator", "vs_generator_lo",
          "vs_generator_hi", "seconds", "evaluations", "status"]
@@ -56,7 +56,7 @@ TABLE = ["candidate", "stage", "n", "score", "score_lo", "score_hi", "vs_generat
               help="Images: domain-feature classifier (default: pretrained/fmnist_classifier.pt).")
 @click.option("--bootstrap", "resamples", type=click.IntRange(min=2), default=100, show_default=True,
               help="Bootstrap resamples behind each interval.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--chunk-size", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows, the recipe and the report as JSON.")
