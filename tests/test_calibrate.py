@@ -320,8 +320,8 @@ def test_cli_head_checkpoint_scores_as_the_in_memory_fit(wgan_ckpt, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--method", "nope"], "unknown calibration 'nope'; choose one of raw, platt, isotonic, finetune"),
     (["--method", "raw"], "raw calibration changes nothing"),
-    (["--method", "platt", "--layers", "last"], "--layers is an option of --method finetune, not of platt"),
-    (["--method", "head", "--steps", "10"], "--steps is an option of --method finetune, not of head"),
+    (["--method", "platt", "--layers", "last"], "--layers is an option of --method finetune/dcd, not of platt"),
+    (["--method", "head", "--steps", "10"], "--steps is an option of --method finetune/dcd, not of head"),
     (["--method", "finetune", "--n", "10"], "--n is an option of --method head/platt/isotonic, not of finetune"),
 ])
 def test_cli_calibrate_one_line_errors(wgan_ckpt, tmp_path, args, message):

@@ -1,4 +1,4 @@
-"""Calibrating a discriminator into a logit: raw, platt (alias logistic), isotonic, finetune.
+"""Calibrating a discriminator into a logit: raw, platt (alias logistic), isotonic, finetune, head, dcd.
 
 `calibrate` (methods.py) is the one entry point; run.py writes its result as a checkpoint.
 """

@@ -20,7 +20,8 @@ def calibrate_file(ckpt: str, out: str, *, method: str = "finetune", device="cpu
 
     data: the real samples (a data name or a .npy of points), by default the data the checkpoint names; the
     written checkpoint names it.
-    `settings` are `calibrate`'s (n, n_heldout, steps, lr, batch_size, eval_every, patience, seed).
+    `settings` are `calibrate`'s (n, n_heldout, steps, lr, batch_size, eval_every, patience, seed, layers,
+    noise, chain_steps, chain_eps).
     Returns the calibration's record, with the energy kind before and after."""
     from ..data.real import real_source
     from ..formats import own
@@ -29,7 +30,7 @@ def calibrate_file(ckpt: str, out: str, *, method: str = "finetune", device="cpu
     from .maps import canonical
 
     if canonical(method) == "raw":
-        raise DDLSError("raw calibration changes nothing; choose platt, isotonic, finetune or head")
+        raise DDLSError("raw calibration changes nothing; choose platt, isotonic, finetune, head or dcd")
     mine = factory is not None or own.detect(read_checkpoint(ckpt), ckpt)
     if mine:
         from ..formats import load_any

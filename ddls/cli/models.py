@@ -57,29 +57,34 @@ def export(ckpt, out):
 @click.option("--method", default="finetune", show_default=True,
               help="finetune: fine-tune D, early-stopped on held-out data; head: refit D's last layer exactly "
                    "(logistic regression on D's features, in seconds); platt (= logistic): fit a * score + b; "
-                   "isotonic: a monotone step map (for drs and mhgan only).")
+                   "isotonic: a monotone step map (for drs and mhgan only); dcd: fine-tune D by contrastive "
+                   "divergence against DDLS's own samples, early-stopped on a held-out likelihood bound.")
 @click.option("--steps", type=count(1, STEPS), default=2000, show_default=True,
-              help="finetune: most fine-tuning steps (early stopping may end sooner).")
+              help="finetune/dcd: most fine-tuning steps (early stopping may end sooner).")
 @click.option("--batch-size", type=count(2, 10 ** 6), default=256, show_default=True)
 @click.option("--lr", type=LR, default=1e-4, show_default=True)
 @click.option("--n-heldout", type=count(2, 10 ** 7), default=1000, show_default=True,
-              help="finetune/head: held-out real and generated samples, each.")
+              help="finetune/head/dcd: held-out real and generated samples, each.")
 @click.option("--eval-every", type=count(1, STEPS), default=50, show_default=True,
-              help="finetune: steps between held-out evaluations.")
+              help="finetune/dcd: steps between held-out evaluations.")
 @click.option("--patience", type=count(1, 10 ** 6), default=5, show_default=True,
-              help="finetune: evaluations without a new best held-out loss before stopping.")
+              help="finetune/dcd: evaluations without a new best held-out score before stopping.")
 @click.option("--layers", type=click.Choice(["all", "last"]), default="all", show_default=True,
-              help="finetune: train all of D, or only its last layer (a logistic head on D's own features).")
+              help="finetune/dcd: train all of D, or only its last layer.")
 @click.option("--noise", type=click.FloatRange(min=0, max=1e6), default=0.0, show_default=True,
               help="finetune: std of Gaussian noise added to D's training inputs (instance noise); the held-out "
                    "loss is measured on clean inputs.")
+@click.option("--chain-steps", type=count(1, 10 ** 4), default=5, show_default=True,
+              help="dcd: Langevin steps of the persistent latent chains (the negatives) before each update.")
+@click.option("--chain-eps", type=click.FloatRange(min=0, max=10, min_open=True), default=0.01, show_default=True,
+              help="dcd: the chains' Langevin step size.")
 @click.option("--n", "n", type=count(2, 10 ** 7), default=5000, show_default=True,
               help="platt/isotonic/head: real and generated samples, each, to fit on.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Calibrated checkpoint to write.")
-def calibrate(ckpt, factory, data, method, steps, batch_size, lr, n_heldout, eval_every, patience, layers, noise, n,
-              seed, device, out):
+def calibrate(ckpt, factory, data, method, steps, batch_size, lr, n_heldout, eval_every, patience, layers, noise,
+              chain_steps, chain_eps, n, seed, device, out):
     """Calibrate the discriminator into a logit against the frozen generator; write a ddls checkpoint."""
     from .._torch import resolve_device
     from ..calibration.run import calibrate_file
@@ -89,12 +94,19 @@ def calibrate(ckpt, factory, data, method, steps, batch_size, lr, n_heldout, eva
     done = calibrate_file(ckpt, out, method=method, device=resolve_device(device), steps=steps,
                           batch_size=batch_size, lr=lr, n_heldout=n_heldout, eval_every=eval_every,
                           patience=patience, n=n, seed=seed, factory=factory, data=data, layers=layers,
-                          noise=noise)
+                          noise=noise, chain_steps=chain_steps, chain_eps=chain_eps)
     if done["kind"] == "finetune":
         held, train = done["heldout_loss"], done["train_loss"]
         how = (f"held-out logistic loss {held['first']:.3f} -> {held['best']:.3f} (best at step {done['best_step']}, "
                f"final {held['final']:.3f}; training loss {train['first']:.3f} -> {train['final']:.3f}), "
                f"{done['steps_run']} steps, stopped by {done['stopped']}")
+        if not done["improved"]:
+            how += "; no step improved on the start, so the discriminator is unchanged"
+    elif done["kind"] == "dcd":
+        held = done["heldout_bound"]
+        how = (f"held-out likelihood bound {held['first']:.3f} -> {held['best']:.3f} (best at step "
+               f"{done['best_step']}, final {held['final']:.3f}), {done['steps_run']} steps, stopped by "
+               f"{done['stopped']}")
         if not done["improved"]:
             how += "; no step improved on the start, so the discriminator is unchanged"
     elif done["kind"] == "head":
@@ -112,6 +124,7 @@ def calibrate(ckpt, factory, data, method, steps, batch_size, lr, n_heldout, eva
 # which `ddls calibrate` options each method reads; one given to a method that ignores it is refused
 CALIBRATE_OPTIONS = {
     "finetune": ("steps", "batch_size", "lr", "n_heldout", "eval_every", "patience", "layers", "noise"),
+    "dcd": ("steps", "batch_size", "lr", "n_heldout", "eval_every", "patience", "layers", "chain_steps", "chain_eps"),
     "head": ("n", "n_heldout"), "platt": ("n",), "isotonic": ("n",),
 }
 

@@ -14,17 +14,27 @@ from .common import POSITIVE, SEED, STEPS, bootstrap_option, count, echo_err, fo
 from ..errors import DDLSError
 
 
+def _calibrations() -> list[str]:
+    from ..core.score_map import ALIASES, KINDS
+
+    return [*KINDS, *ALIASES]
+
+
+CALIBRATIONS = _calibrations()
+
+
 def calibration_params() -> list[click.Option]:
     return [
-        click.Option(["--calibration"], type=click.Choice(["raw", "platt", "logistic", "isotonic", "finetune", "head"]),
+        click.Option(["--calibration"], type=click.Choice(CALIBRATIONS),
                      default="raw", show_default=True,
                      help="Map the discriminator's score to a calibrated logit, fitted on held-out real and "
                           "generated samples (post-hoc methods and compare); logistic = platt; head refits D's "
-                          "last layer exactly. The same code as `ddls calibrate --method`."),
+                          "last layer exactly; dcd fine-tunes D against DDLS's own samples. The same code as "
+                          "`ddls calibrate --method`."),
         click.Option(["--calibration-n"], type=click.IntRange(min=2), default=5000, show_default=True,
                      help="Real and generated samples each, for platt/isotonic/head calibration."),
         click.Option(["--calibration-steps", "finetune_steps"], type=click.IntRange(min=1), default=2000,
-                     show_default=True, help="Most fine-tuning steps for --calibration finetune (early-stopped on "
+                     show_default=True, help="Most fine-tuning steps for --calibration finetune or dcd (early-stopped on "
                                              "held-out data, as in `ddls calibrate`)."),
     ]
 
@@ -74,14 +84,14 @@ def refuse_other_methods(chosen, calibration: str) -> None:
     from ..calibration.methods import canonical
     from ..posthoc.registry import methods
 
-    fitted, tuned = "--calibration platt/isotonic/head", "--calibration finetune"
+    fitted, tuned = "--calibration platt/isotonic/head", "--calibration finetune/dcd"
     owner = {s.name: (s.flag, m.name) for m in methods() for s in m.settings}
     owner.update({"calibration_n": ("--calibration-n", fitted), "finetune_steps": ("--calibration-steps", tuned)})
     used = set(chosen)
     kind = canonical(calibration)  # logistic is platt
     if kind in ("platt", "isotonic", "head"):
         used.add(fitted)
-    if kind == "finetune":
+    if kind in ("finetune", "dcd"):
         used.add(tuned)
     stray = [(flag, who) for name, (flag, who) in owner.items() if who not in used and was_given(name)]
     if stray:

@@ -26,7 +26,8 @@ from torch import Tensor
 
 from ..errors import DDLSError
 
-KINDS = ("raw", "platt", "isotonic", "finetune", "head")
+CHANGES_D = ("finetune", "head", "dcd")  # calibrations that change D itself: their map is the identity
+KINDS = ("raw", "platt", "isotonic", *CHANGES_D)
 ALIASES = {"logistic": "platt"}  # the name `--calibration` used first
 
 
@@ -59,7 +60,7 @@ class Calibration:
 
     @property
     def identity(self) -> bool:
-        return self.kind in ("raw", "finetune", "head") or (self.kind == "platt" and self.a == 1 and self.b == 0)
+        return self.kind in ("raw", *CHANGES_D) or (self.kind == "platt" and self.a == 1 and self.b == 0)
 
     def __call__(self, score: Tensor) -> Tensor:
         if self.kind == "platt":
@@ -177,7 +178,7 @@ def fit_isotonic(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
 def fit(kind: str, real_scores: Tensor, fake_scores: Tensor) -> Calibration:
     """The calibration of `kind` fitted to scores of held-out real (label 1) and generated (label 0) samples."""
     kind = canonical(kind)
-    if kind in ("raw", "finetune", "head"):  # nothing to fit on the score: these change D itself
+    if kind in ("raw", *CHANGES_D):  # nothing to fit on the score: these change D itself
         return Calibration(kind)
     scores = torch.cat([real_scores, fake_scores]).detach().cpu().double().numpy()
     labels = np.r_[np.ones(len(real_scores)), np.zeros(len(fake_scores))]
