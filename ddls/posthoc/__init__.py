@@ -7,6 +7,8 @@
 - dgflow: discriminator gradient flow in latent space (dgflow.py);
 - sir: importance resampling of a pool of generator samples by exp(d/T) (sir.py);
 - ex2mcmc: i-SIR moves from the prior between MALA steps on the latent energy (ex2mcmc.py);
+- flex2mcmc: Ex2MCMC with a normalizing flow (flows.py) fitted to the chains as the proposal, then frozen
+  (flex2mcmc.py);
 - polarity, magnet: prior latents resampled by G's Jacobian volume to the power rho (polarity.py);
 - collab: an activation inside G refined by D's gradient, leaving G's range (collab.py);
 - prior-fit: a Gaussian latent prior fitted so that D's features of G(z) match the data's (prior_fit.py).
@@ -31,6 +33,7 @@ from . import sir  # noqa: F401
 from . import polarity  # noqa: F401  (polarity, magnet)
 from . import collab  # noqa: F401
 from . import ex2mcmc  # noqa: F401
+from . import flex2mcmc  # noqa: F401
 from . import prior_fit  # noqa: F401
 from .registry import Setting, get, names, option_names, register, unregister
 from .target import LatentLogit, PosthocResult, make_target

@@ -135,9 +135,13 @@ class ChainsResult(NamedTuple):
 
 
 def run_chains(energy: Energy, position: Tensor, config: Ex2MCMCConfig, *, generator: torch.Generator,
-               proposal: Proposal | None = None, advance: Callable[[int], None] = lambda k: None) -> ChainsResult:
-    """`config.iterations` Ex2MCMC iterations of the chains starting at `position`, (B, D)."""
-    proposal = proposal or StandardNormal(position.shape[1])
+               proposal: Proposal | None = None, advance: Callable[[int], None] = lambda k: None,
+               hook: Callable[[int, State, Info], None] | None = None) -> ChainsResult:
+    """`config.iterations` Ex2MCMC iterations of the chains starting at `position`, (B, D).
+
+    `hook(i, state, info)` runs after iteration i (under no_grad), before the next one draws from the proposal:
+    FlEx2MCMC trains its flow there."""
+    proposal = StandardNormal(position.shape[1]) if proposal is None else proposal
     b = len(position)
     local = config.mala_steps > 0
     with torch.no_grad():
@@ -147,13 +151,15 @@ def run_chains(energy: Energy, position: Tensor, config: Ex2MCMCConfig, *, gener
             state = State(position.detach(), energy(position), None)
         moves = torch.zeros(b, dtype=torch.long, device=position.device)
         accept = torch.zeros(b, dtype=state.energy.dtype, device=position.device)
-        for _ in range(config.iterations):
+        for i in range(config.iterations):
             state, info = step(state, energy, proposal=proposal, candidates=config.candidates,
                                mala_steps=config.mala_steps, eps=config.eps, generator=generator,
                                batch_size=config.chunk_size)
             moves += info.moved
             if local:
                 accept += info.accept_prob * config.mala_steps
+            if hook is not None:
+                hook(i, state, info)
             advance(1)
     moved = int(moves.sum())
     evaluations = (2 if local else 1) * b + config.iterations * b * (config.candidates - 1) \

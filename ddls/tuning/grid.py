@@ -32,6 +32,9 @@ BATCHED_KERNELS = {"ddls": "ula", "mala": "mala"}
 POLARITY_RHOS = (0.02,)
 # ex2mcmc is searched only when asked, at its defaults (a cost near DDLS's 100 steps) over T x eps
 EX2MCMC_SETTINGS = {"ex2mcmc_iterations": 10, "ex2mcmc_candidates": 10, "ex2mcmc_mala_steps": 5}
+# flex2mcmc likewise, at its defaults (twice ex2mcmc's moves: half of them train the flow)
+FLEX2MCMC_SETTINGS = {"flex2mcmc_iterations": 20, "flex2mcmc_adapt": 10, "flex2mcmc_candidates": 10,
+                      "flex2mcmc_mala_steps": 5}
 SIR_TEMPERATURES = (1.0, 3.0, 10.0)  # T > 1 flattens the weights of an over-confident fine-tuned D
 AUTO_MINUTES = {"cpu": 20.0, "cuda": 2.0}
 # head is fitted once per search (seconds to a minute or two); finetune's schedule is the user's to set
@@ -148,6 +151,7 @@ def default_grid(methods: tuple[str, ...] = DEFAULT_METHODS, *, temperatures: tu
         "magnet": [Recipe("magnet", 1.0, {})],
         "collab": [Recipe("collab", 1.0, {"collab_steps": 25, "collab_lr": lr}) for lr in (0.3, 0.1)],
         "ex2mcmc": [Recipe("ex2mcmc", t, {"eps": e, **EX2MCMC_SETTINGS}) for t in temperatures for e in eps[:2]],
+        "flex2mcmc": [Recipe("flex2mcmc", t, {"eps": e, **FLEX2MCMC_SETTINGS}) for t in temperatures for e in eps[:2]],
         "prior-fit": [Recipe("prior-fit", 1.0, {})],
     }
     return [replace(r, calibration=c) for i, c in enumerate(calibrations) for m in methods for r in grids[m]
@@ -171,12 +175,22 @@ def evaluations_per_sample(recipe: Recipe, n: int, *, fitted: bool = False) -> f
         "polarity": lambda: o.get("polarity_pool_factor", 4) * 64.0 + 1.0,
         "magnet": lambda: 4 * 64.0 + 1.0,
         "collab": lambda: 2.0 * o.get("collab_steps", 25) + 1.0,
-        # per global move N - 1 candidates, 2 per MALA step, 2 where the chain moved (assumed half)
-        "ex2mcmc": lambda: 2.0 + o.get("ex2mcmc_iterations", 10) * (o.get("ex2mcmc_candidates", 10) - 1.0
-                                                                    + 2.0 * o.get("ex2mcmc_mala_steps", 5) + 1.0),
+        "ex2mcmc": lambda: _ex2mcmc_passes(o.get("ex2mcmc_iterations", 10), o.get("ex2mcmc_candidates", 10),
+                                           o.get("ex2mcmc_mala_steps", 5)),
+        # the flow's own passes are no network evaluations
+        "flex2mcmc": lambda: _ex2mcmc_passes(o.get("flex2mcmc_iterations", 20), o.get("flex2mcmc_candidates", 10),
+                                             o.get("flex2mcmc_mala_steps", 5)),
         "prior-fit": lambda: 1.0 + (0.0 if fitted else _prior_fit_passes(o) / n),
     }
     return per_method[recipe.method]()
+
+
+def _ex2mcmc_passes(iterations: int, candidates: int, mala_steps: int) -> float:
+    """Per chain: 2 to start; per global move N - 1 candidates, 2 per MALA step, 2 where the chain moved (assumed
+    half). Without MALA steps there is no gradient: 1 to start and N - 1 per move."""
+    if mala_steps == 0:
+        return 1.0 + iterations * (candidates - 1.0)
+    return 2.0 + iterations * (candidates - 1.0 + 2.0 * mala_steps + 1.0)
 
 
 def _prior_fit_passes(options: dict) -> float:

@@ -25,7 +25,10 @@ from .schema import GENERATOR, check_recipe, option_keys  # noqa: F401  (GENERAT
 SHORT = {"noise_scale": "noise", "drs_gamma_percentile": "gamma%", "mh_chain_length": "K", "dot_lr": "lr",
          "dot_steps": "steps", "dgflow_eta": "eta", "dgflow_gamma": "gamma", "dgflow_steps": "steps",
          "drs_pilot": "pilot", "dot_optimizer": "opt", "dot_pairs": "pairs", "dgflow_f": "f",
-         "sir_pool_factor": "K", "ex2mcmc_iterations": "moves", "ex2mcmc_candidates": "N", "ex2mcmc_mala_steps": "mala"}
+         "sir_pool_factor": "K", "ex2mcmc_iterations": "moves", "ex2mcmc_candidates": "N", "ex2mcmc_mala_steps": "mala",
+         "flex2mcmc_iterations": "moves", "flex2mcmc_adapt": "adapt", "flex2mcmc_candidates": "N",
+         "flex2mcmc_mala_steps": "mala", "flex2mcmc_flow_layers": "layers", "flex2mcmc_flow_hidden": "hidden",
+         "flex2mcmc_flow_lr": "flow_lr", "flex2mcmc_flow_steps": "flow_steps"}
 
 
 @dataclass(frozen=True)

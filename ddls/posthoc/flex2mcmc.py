@@ -1,0 +1,167 @@
+"""FlEx2MCMC: Ex2MCMC whose global moves draw from a normalizing flow fitted to the chains (Samsonov et al.,
+NeurIPS 2022, "Local-Global MCMC kernels: the best of both worlds").
+
+Ex2MCMC (ex2mcmc.py) proposes its global candidates from the prior p0; where exp(-E) sits far from p0, almost
+no prior draw outweighs the current latent and the global move stays put. FlEx2MCMC proposes from a flow q
+(flows.RealNVP, the identity map at the start, so q = p0) and learns q from the chains:
+
+1. adaptation, the first `adapt` iterations: an Ex2MCMC iteration with q as the proposal (i-SIR weights
+   exp(-E(z)) / q(z)), then `flow_steps` Adam steps on the forward KL estimate -mean log q(z) over the chains'
+   current latents (detached);
+2. sampling, the remaining iterations: q is frozen, so each iteration is one fixed Ex2MCMC kernel (i-SIR with
+   the current latent among the candidates, then MALA), which leaves exp(-E) invariant whatever q is.
+
+Only the forward KL trains q, not the paper's mixture with a backward KL E_q[log q + E]: the forward KL needs
+no pass through G and D (the backward one costs a forward and a backward pass per flow draw per Adam step), and
+it spreads q over every mode the chains visit, which an importance proposal needs; the backward KL tends to seek one
+mode. The flow's own passes are not counted as evaluations: they are a small MLP, not the GAN.
+
+Each chunk of chains fits its own flow, seeded from the chunk's stream, so chunk k's samples are the same
+whoever runs it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, NamedTuple
+
+import click
+import torch
+from torch import Tensor
+
+from .._torch import frozen, seeded_chunks
+from ..errors import DDLSError
+from ..sampling.energy import standard_normal_logpdf
+from ..sampling.samplers import State
+from .ex2mcmc import ChainsResult, Energy, Ex2MCMCConfig, Info, run_chains
+from .flows import RealNVP
+from .progress import step_bar
+from .registry import POSITIVE, Setting, register
+from .target import LatentLogit, PosthocResult
+
+
+@dataclass(frozen=True)
+class FlEx2MCMCConfig:
+    iterations: int = 20  # global moves per chain, each followed by the MALA steps
+    adapt: int = 10  # the first iterations, after each of which the flow is trained; then it is frozen
+    candidates: int = 10  # N: the current latent and N - 1 flow draws
+    mala_steps: int = 5  # local steps after each global move (0: i-SIR alone)
+    eps: float = 0.01  # MALA step size
+    flow_layers: int = 4  # affine coupling layers
+    flow_hidden: int = 64  # width of each coupling's MLP
+    flow_lr: float = 0.01  # Adam's step size on the flow
+    flow_steps: int = 20  # Adam steps after each adaptation iteration
+    chunk_size: int = 5000  # chains run at once (each chunk fits its own flow)
+
+    def __post_init__(self):
+        if self.iterations < 1 or not 0 <= self.adapt < self.iterations:
+            raise DDLSError(f"FlEx2MCMC needs iterations >= 1 and 0 <= adapt < iterations (at least one move with "
+                            f"the flow frozen); got iterations {self.iterations}, adapt {self.adapt}")
+        counts = {"candidates": (self.candidates, 2), "mala_steps": (self.mala_steps, 0),
+                  "flow_layers": (self.flow_layers, 1), "flow_hidden": (self.flow_hidden, 1),
+                  "flow_steps": (self.flow_steps, 1), "chunk_size": (self.chunk_size, 1)}
+        bad = [f"{name} >= {low} (got {value})" for name, (value, low) in counts.items() if value < low]
+        if bad:
+            raise DDLSError(f"FlEx2MCMC needs {', '.join(bad)}")
+        for name in ("eps", "flow_lr"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise DDLSError(f"FlEx2MCMC {name} must be a positive finite number, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def chains(self) -> Ex2MCMCConfig:
+        """The Ex2MCMC settings of the chains."""
+        return Ex2MCMCConfig(iterations=self.iterations, candidates=self.candidates, mala_steps=self.mala_steps,
+                             eps=self.eps, chunk_size=self.chunk_size)
+
+
+def fit_forward_kl(flow: RealNVP, optimizer: torch.optim.Optimizer, z: Tensor, steps: int) -> Tensor:
+    """`steps` Adam steps on -mean log q(z), the forward KL from the chains' latents z to q up to a constant;
+    returns the last loss (a 0-d tensor, never read on the host here)."""
+    z = z.detach()
+    with torch.enable_grad():
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            loss = -flow.log_prob(z).mean()
+            loss.backward()
+            optimizer.step()
+    return loss.detach()
+
+
+class ChunkResult(NamedTuple):
+    chains: ChainsResult  # the Ex2MCMC chains, their moves, acceptance and evaluations
+    frozen_moves: Tensor  # (B,) global moves with the flow frozen that chose a fresh candidate
+    flow: RealNVP  # the flow as frozen
+
+
+def run_chunk(energy: Energy, position: Tensor, config: FlEx2MCMCConfig, *, generator: torch.Generator,
+              advance: Callable[[int], None] = lambda k: None) -> ChunkResult:
+    """FlEx2MCMC chains starting at `position`, (B, D): a new flow (its weights drawn from `generator`) as the
+    proposal of `config.iterations` Ex2MCMC iterations, trained after each of the first `config.adapt`."""
+    flow = RealNVP(position.shape[1], config.flow_layers, config.flow_hidden, generator=generator,
+                   dtype=position.dtype)
+    optimizer = torch.optim.Adam(flow.parameters(), lr=config.flow_lr)
+    frozen_moves = torch.zeros(len(position), dtype=torch.long, device=position.device)
+
+    def adapt_or_count(i: int, state: State, info: Info) -> None:
+        if i < config.adapt:
+            fit_forward_kl(flow, optimizer, state.position, config.flow_steps)
+        else:
+            frozen_moves.add_(info.moved)
+
+    chains = run_chains(energy, position, config.chains(), generator=generator, proposal=flow, advance=advance,
+                        hook=adapt_or_count)
+    flow.requires_grad_(False)
+    return ChunkResult(chains, frozen_moves, flow)
+
+
+@register("flex2mcmc", FlEx2MCMCConfig,
+          "FlEx2MCMC: Ex2MCMC whose global moves draw from a flow fitted to the chains, then frozen",
+          shared={"chunk_size": "chunk_size", "eps": "eps"}, settings=[
+              Setting("--flex2mcmc-iterations", "iterations", click.IntRange(min=1),
+                      "FlEx2MCMC: global moves per chain, each followed by the MALA steps."),
+              Setting("--flex2mcmc-adapt", "adapt", click.IntRange(min=0),
+                      "FlEx2MCMC: first global moves after which the flow is trained (fewer than the moves); "
+                      "then it is frozen."),
+              Setting("--flex2mcmc-candidates", "candidates", click.IntRange(min=2),
+                      "FlEx2MCMC: candidates per global move (the current latent and N-1 flow draws)."),
+              Setting("--flex2mcmc-mala-steps", "mala_steps", click.IntRange(min=0),
+                      "FlEx2MCMC: MALA steps (step size --eps) after each global move."),
+              Setting("--flex2mcmc-flow-layers", "flow_layers", click.IntRange(min=1),
+                      "FlEx2MCMC: affine coupling layers of the flow."),
+              Setting("--flex2mcmc-flow-hidden", "flow_hidden", click.IntRange(min=1),
+                      "FlEx2MCMC: hidden units of each coupling layer's MLP."),
+              Setting("--flex2mcmc-flow-lr", "flow_lr", POSITIVE, "FlEx2MCMC: Adam's step size on the flow."),
+              Setting("--flex2mcmc-flow-steps", "flow_steps", click.IntRange(min=1),
+                      "FlEx2MCMC: Adam steps on the flow after each adaptation move."),
+          ])
+def sample(target: LatentLogit, n: int, config: FlEx2MCMCConfig = FlEx2MCMCConfig(), *, seed: int = 0,
+           progress: bool = False) -> PosthocResult:
+    """n chains; chunk k starts from the prior draws of stream (seed, k), as DDLS and Ex2MCMC do, then draws
+    its flow's initial weights, its candidates and its noise from the same stream."""
+    if isinstance(target.energy.label, Tensor) or isinstance(target.energy.temperature, Tensor):
+        raise DDLSError("flex2mcmc scores candidates for many chains at once and cannot take a label or temperature "
+                        "per chain; give one class (--label K) and one temperature for every chain")
+    # MALA needs the gradient of the calibrated logit; i-SIR alone takes any calibration
+    energy = target.as_energy() if config.mala_steps else lambda z: -standard_normal_logpdf(z) - target(z)
+    xs, zs, moves, frozen_moves, accept, evaluations = [], [], 0, 0, 0.0, 0
+    with frozen(*target.modules()), \
+            step_bar(progress, n, config.chunk_size, config.iterations, "flex2mcmc") as advance:
+        for _, start, stop, gen in seeded_chunks(n, config.chunk_size, seed, target.device):
+            out = run_chunk(energy, target.prior_sample(stop - start, gen), config, generator=gen, advance=advance)
+            z = out.chains.state.position
+            if not torch.isfinite(z).all():
+                raise DDLSError(f"FlEx2MCMC latents became NaN/inf; try a smaller eps (got {config.eps:g})")
+            with torch.no_grad():
+                xs.append(target.decode(z).cpu())
+            zs.append(z.cpu())
+            moves += int(out.chains.moves.sum())
+            frozen_moves += int(out.frozen_moves.sum())
+            accept += float(out.chains.accept.sum())
+            evaluations += out.chains.evaluations
+    info = {"global_acceptance": moves / (n * config.iterations),
+            "frozen_global_acceptance": frozen_moves / (n * (config.iterations - config.adapt))}
+    if config.mala_steps:
+        info["acceptance"] = accept / (n * config.iterations * config.mala_steps)
+    return PosthocResult(torch.cat(xs), torch.cat(zs), evaluations, info)
