@@ -1,4 +1,5 @@
 import atexit
+import math
 import os
 import shutil
 import tempfile
@@ -32,6 +33,31 @@ class Linear(nn.Module):
 
     def forward(self, x):
         return self.lin(x)
+
+
+class MixtureLogit(nn.Module):
+    """d(x) = log p(x) - log N(x; 0, I) for the Gaussian mixture p (means, weights, one std): then p0 * exp(d)
+    is p itself. Counts the rows of its forward passes and those a backward pass reaches."""
+
+    def __init__(self, means, weights, std):
+        super().__init__()
+        self.register_buffer("means", torch.tensor(means))
+        self.register_buffer("log_w", torch.tensor(weights).log())
+        self.std = std
+        self.forward_rows = self.backward_rows = 0
+
+    def _count_backward(self, grad):
+        self.backward_rows += len(grad)
+
+    def forward(self, x):
+        from ddls.sampling.energy import standard_normal_logpdf
+
+        self.forward_rows += len(x)
+        if x.requires_grad:
+            x.register_hook(self._count_backward)
+        sq = (x[:, None, :] - self.means).pow(2).sum(2) / self.std**2
+        log_p = torch.logsumexp(self.log_w - 0.5 * sq - x.shape[1] / 2 * math.log(2 * math.pi * self.std**2), 1)
+        return log_p - standard_normal_logpdf(x)
 
 
 class Quadratic(nn.Module):

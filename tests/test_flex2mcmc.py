@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import DEVICE, Linear, invoke, one_line_error
+from conftest import DEVICE, Linear, MixtureLogit, invoke, one_line_error
 from ddls._torch import make_generator
 from ddls.errors import DDLSError
 from ddls.posthoc import default_config, run
@@ -136,29 +136,9 @@ def test_the_fitted_flow_is_the_target_gaussian():
 MODES, WEIGHTS, MODE_STD = ((-3.0, 2.0), (3.0, 2.0)), (0.3, 0.7), 0.35
 
 
-class ExactLogit(nn.Module):
-    """d(x) = log p(x) - log N(x; 0, I) for the two-mode mixture p: then p0 * exp(d) is p itself."""
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("means", torch.tensor(MODES))
-        self.register_buffer("log_w", torch.tensor(WEIGHTS).log())
-        self.forward_rows = self.backward_rows = 0
-
-    def _count_backward(self, grad):
-        self.backward_rows += len(grad)
-
-    def forward(self, x):
-        self.forward_rows += len(x)
-        if x.requires_grad:
-            x.register_hook(self._count_backward)
-        sq = (x[:, None, :] - self.means).pow(2).sum(2) / MODE_STD**2
-        log_p = torch.logsumexp(self.log_w - 0.5 * sq - math.log(2 * math.pi * MODE_STD**2), 1)
-        return log_p - standard_normal_logpdf(x)
-
-
 def two_modes():
-    return LatentLogit(LatentEnergy(Linear(torch.eye(2), [0.0, 0.0]).to(DEVICE), ExactLogit().to(DEVICE), 2))
+    logit = MixtureLogit(MODES, WEIGHTS, MODE_STD)
+    return LatentLogit(LatentEnergy(Linear(torch.eye(2), [0.0, 0.0]).to(DEVICE), logit.to(DEVICE), 2))
 
 
 def left_share(result):

@@ -34,7 +34,8 @@ from .._torch import derived_seed, frozen, make_generator
 from ..errors import DDLSError
 from ..sampling.energy import LatentEnergy
 from ..sampling.samplers import init, ula_step
-from .finetune import HELDOUT_STREAM, NOT_A_LOGIT, TRAIN_STREAM, FinetuneConfig, _affine_start, _bar, _with, last_layer
+from .finetune import (HELDOUT_STREAM, NOT_A_LOGIT, TRAIN_STREAM, EarlyStop, FinetuneConfig, _affine_start, _bar,
+                       _with, optimizer)
 from .heldout import Draw, HeldOut, draw_heldout, excluding
 
 CHAIN_STREAM = 13  # key of the chains' random stream (derived_seed); the other draws use finetune's streams
@@ -98,13 +99,10 @@ def dcd(energy: LatentEnergy, draw_real: Draw, config: DCDConfig, *, heldout_rea
     if not math.isfinite(start):
         raise DDLSError(f"the held-out likelihood bound of the discriminator is {start}; check the checkpoint")
 
-    trained = list(d.parameters() if cfg.layers == "all" else last_layer(d).parameters())
-    for p in trained:
-        p.requires_grad_(True)
-    opt = torch.optim.Adam(trained, lr=cfg.lr, betas=(0.5, 0.999))
-    best, best_step, best_state = start, 0, None
+    opt = optimizer(d, cfg)
+    keeper = EarlyStop(d, -start, cfg.patience)  # it keeps the lowest: the bound is negated
     heldout_curve, gap_curve, window = [(0, start)], [], []
-    stale, step, stopped, diverged = 0, 0, "step limit", None
+    step, stopped, diverged = 0, "step limit", None
     chains = energy.prior_sample(cfg.batch_size, chain_gen)
     bar = _bar(cfg.steps) if progress else None
     try:
@@ -133,27 +131,18 @@ def dcd(energy: LatentEnergy, draw_real: Draw, config: DCDConfig, *, heldout_rea
                 evaluations += 2 * cfg.n_heldout
                 heldout_curve.append((step, now))
                 if bar is not None:
-                    bar.set_postfix(heldout=f"{now:.4f}", best=f"{max(best, now):.4f}", refresh=False)
+                    bar.set_postfix(heldout=f"{now:.4f}", best=f"{max(-keeper.best, now):.4f}", refresh=False)
                 if not (math.isfinite(now) and math.isfinite(gap_curve[-1][1]) and torch.isfinite(chains).all()):
                     stopped, diverged = "diverged", step
                     break
-                if now > best:
-                    best, best_step, best_state, stale = now, step, copy.deepcopy(d.state_dict()), 0
-                else:
-                    stale += 1
-                    if stale >= cfg.patience:
-                        stopped = "patience"
-                        break
+                if keeper.update(step, -now):
+                    stopped = "patience"
+                    break
     finally:
         if bar is not None:
             bar.close()
-    for p in d.parameters():
-        p.requires_grad_(False)
-    if best_state is None:  # no step beat the start: the start it is, never a worse D
-        out = _with(energy, energy.discriminator, start_map)
-    else:
-        d.load_state_dict(best_state)
-        out = _with(energy, d.eval(), start_map)
+    out = keeper.result(energy, start_map)
+    best, best_step, best_state = -keeper.best, keeper.step, keeper.state
     record = {
         "kind": "dcd", **config.to_dict(), "steps_run": step, "stopped": stopped,
         "improved": best_state is not None, "best_step": best_step,

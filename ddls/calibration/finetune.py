@@ -87,13 +87,10 @@ def finetune(energy: LatentEnergy, draw_real: Draw, config: FinetuneConfig, *, h
     if not math.isfinite(start):
         raise DDLSError(f"the held-out logistic loss of the discriminator is {start}; check the checkpoint")
 
-    trained = list(d.parameters() if cfg.layers == "all" else last_layer(d).parameters())
-    for p in trained:
-        p.requires_grad_(True)
-    opt = torch.optim.Adam(trained, lr=cfg.lr, betas=(0.5, 0.999))
-    best, best_step, best_state = start, 0, None
+    opt = optimizer(d, cfg)
+    keeper = EarlyStop(d, start, cfg.patience)
     heldout_curve, train_curve, window = [(0, start)], [], []
-    stale, step, stopped, diverged = 0, 0, "step limit", None
+    step, stopped, diverged = 0, "step limit", None
     bar = _bar(cfg.steps) if progress else None
     try:
         with frozen(energy.generator):
@@ -122,27 +119,18 @@ def finetune(energy: LatentEnergy, draw_real: Draw, config: FinetuneConfig, *, h
                 evaluations += 2 * cfg.n_heldout
                 heldout_curve.append((step, now))
                 if bar is not None:  # the number that decides, where a user watching can see it
-                    bar.set_postfix(heldout=f"{now:.4f}", best=f"{min(best, now):.4f}", refresh=False)
+                    bar.set_postfix(heldout=f"{now:.4f}", best=f"{min(keeper.best, now):.4f}", refresh=False)
                 if not (math.isfinite(now) and math.isfinite(train_curve[-1][1])):
                     stopped, diverged = "diverged", step
                     break
-                if now < best:
-                    best, best_step, best_state, stale = now, step, copy.deepcopy(d.state_dict()), 0
-                else:
-                    stale += 1
-                    if stale >= cfg.patience:
-                        stopped = "patience"
-                        break
+                if keeper.update(step, now):
+                    stopped = "patience"
+                    break
     finally:
         if bar is not None:
             bar.close()
-    for p in d.parameters():
-        p.requires_grad_(False)
-    if best_state is None:  # no step beat the start: the start it is, never a worse D
-        out = _with(energy, energy.discriminator, start_map)
-    else:
-        d.load_state_dict(best_state)
-        out = _with(energy, d.eval(), start_map)
+    out = keeper.result(energy, start_map)
+    best, best_step, best_state = keeper.best, keeper.step, keeper.state
     record = {
         "kind": "finetune", **asdict(cfg), "steps_run": step, "stopped": stopped,
         "improved": best_state is not None, "best_step": best_step,
@@ -162,6 +150,40 @@ def finetune(energy: LatentEnergy, draw_real: Draw, config: FinetuneConfig, *, h
                       f"no fine-tuning step lowered the held-out loss {start:.4f} ({step} steps, {stopped}); "
                       f"kept the starting discriminator")
     return out, record, evaluations
+
+
+class EarlyStop:
+    """The best D so far by a held-out score, lower being better, and when `patience` evaluations
+    without a new best end the run."""
+
+    def __init__(self, d: torch.nn.Module, start: float, patience: int):
+        self.d, self.patience = d, patience
+        self.best, self.step, self.state, self.stale = start, 0, None, 0
+
+    def update(self, step: int, score: float) -> bool:
+        """Keep D if `score` is a new best; True when patience has run out."""
+        if score < self.best:
+            self.best, self.step, self.state, self.stale = score, step, copy.deepcopy(self.d.state_dict()), 0
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+    def result(self, energy: LatentEnergy, score_map) -> LatentEnergy:
+        """The energy with the best D, frozen; the start, never a worse D, if no step beat it."""
+        for p in self.d.parameters():
+            p.requires_grad_(False)
+        if self.state is None:
+            return _with(energy, energy.discriminator, score_map)
+        self.d.load_state_dict(self.state)
+        return _with(energy, self.d.eval(), score_map)
+
+
+def optimizer(d: torch.nn.Module, cfg: FinetuneConfig) -> torch.optim.Optimizer:
+    """Adam on the parameters of D that `cfg.layers` trains (switched to requires_grad)."""
+    trained = list(d.parameters() if cfg.layers == "all" else last_layer(d).parameters())
+    for p in trained:
+        p.requires_grad_(True)
+    return torch.optim.Adam(trained, lr=cfg.lr, betas=(0.5, 0.999))
 
 
 def last_layer(d: torch.nn.Module) -> torch.nn.Module:
