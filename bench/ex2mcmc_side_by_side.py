@@ -91,7 +91,8 @@ class PackageTarget:
         return -self.energy(flat).reshape(z.shape[:-1])
 
 
-def run_package(energy, z0, *, iterations, candidates, mala_steps, eps, seed):
+def run_package(energy, z0, *, iterations, candidates, mala_steps, eps, seed, late=0):
+    """`late` > 0 adds `late_global_acceptance`: the global acceptance over the last `late` moves."""
     from ex2mcmc.samplers import ex2mcmc
 
     torch.manual_seed(seed)  # the package draws from the global stream
@@ -99,18 +100,29 @@ def run_package(energy, z0, *, iterations, candidates, mala_steps, eps, seed):
     prior = torch.distributions.MultivariateNormal(torch.zeros(dim), torch.eye(dim))
     chains, meta = ex2mcmc(z0.clone(), PackageTarget(energy), prior, 1, iterations - 1, step_size=eps / 2,
                            n_particles=candidates, n_mala_steps=mala_steps)
-    return chains[-1].detach(), {"global_acceptance": float(np.mean(meta["sir_accept"])),
-                                 "acceptance": float(np.mean(meta["mh_accept"]))}
+    info = {"global_acceptance": float(np.mean(meta["sir_accept"])), "acceptance": float(np.mean(meta["mh_accept"]))}
+    if late:
+        info["late_global_acceptance"] = float(np.mean(meta["sir_accept"][-late:]))
+    return chains[-1].detach(), info
 
 
-def run_ddls(energy, z0, *, iterations, candidates, mala_steps, eps, seed):
+def run_ddls(energy, z0, *, iterations, candidates, mala_steps, eps, seed, late=0):
+    """`late` > 0 adds `late_global_acceptance`: the global acceptance over the last `late` moves."""
     config = Ex2MCMCConfig(iterations=iterations, candidates=candidates, mala_steps=mala_steps, eps=eps,
                            chunk_size=len(z0))
-    out = run_chains(energy, z0, config, generator=make_generator(seed))
+    late_moves = torch.zeros(len(z0), dtype=torch.long)
+
+    def count_late(i, state, step_info):
+        if i >= iterations - late:
+            late_moves.add_(step_info.moved)
+
+    out = run_chains(energy, z0, config, generator=make_generator(seed), hook=count_late if late else None)
     n = len(z0) * iterations
-    return out.state.position, {"global_acceptance": float(out.moves.sum()) / n,
-                                "acceptance": float(out.accept.sum()) / (n * mala_steps),
-                                "reported_evaluations": out.evaluations}
+    info = {"global_acceptance": float(out.moves.sum()) / n, "acceptance": float(out.accept.sum()) / (n * mala_steps),
+            "reported_evaluations": out.evaluations}
+    if late:
+        info["late_global_acceptance"] = float(late_moves.sum()) / (len(z0) * late)
+    return out.state.position, info
 
 
 def run_mala(energy, z0, *, steps, eps, seed):
@@ -129,16 +141,16 @@ def run_mala(energy, z0, *, steps, eps, seed):
 CENTER, SD = torch.tensor([1.0, 0.0]), 0.5
 
 
-def gaussian_energy(z):
-    return 0.5 * ((z - CENTER) / SD).pow(2).sum(1)
+def gaussian_problem(n, center=CENTER, sd=SD):
+    """N(center, sd^2 I); bench/flex2mcmc_side_by_side.py also uses one far from the prior, center (4, 0)."""
+    def energy(z):
+        return 0.5 * ((z - center) / sd).pow(2).sum(1)
 
-
-def gaussian_problem(n):
     def score(z):
         x = z.numpy()
         return {"mean_z1": float(x[:, 0].mean()), "var_z1": float(x[:, 0].var()), "var_z2": float(x[:, 1].var())}
 
-    return gaussian_energy, (), score, {"mean_z1": 1.0, "var_z1": SD**2, "var_z2": SD**2}
+    return energy, (), score, {"mean_z1": float(center[0]), "var_z1": sd**2, "var_z2": sd**2}
 
 
 MODES, WEIGHTS, MODE_SD = torch.tensor([[-2.0, 0.0], [2.0, 0.0]]), torch.tensor([0.2, 0.8]), 0.35
@@ -222,25 +234,32 @@ def compare(name, problem, *, n, iterations, candidates, package_mala, eps, seed
                 assert info.pop("reported_evaluations") == evals, (label, evals)
             rows.setdefault(label, []).append({**score(z.detach()), **info, "evals_per_chain": evals / n,
                                                "seconds": seconds})
-    return {"energy": name, "truth": truth, "settings": {"n": n, "iterations": iterations, "candidates": candidates,
-                                                         "package_n_mala_steps": package_mala,
-                                                         "mala_steps_per_move": 2 * package_mala - 1, "eps": eps,
-                                                         "seeds": list(seeds)},
+    return summarize(name, truth, {"n": n, "iterations": iterations, "candidates": candidates,
+                                   "package_n_mala_steps": package_mala, "mala_steps_per_move": 2 * package_mala - 1,
+                                   "eps": eps, "seeds": list(seeds)}, rows)
+
+
+def summarize(name, truth, settings, rows) -> dict:
+    """One energy's result: per row label, the mean and (population) sd over seeds of each measure, and the runs."""
+    return {"energy": name, "truth": truth, "settings": settings,
             "rows": {label: {"mean": {k: statistics.fmean(r[k] for r in rs) for k in rs[0]},
                              "sd": {k: statistics.pstdev([r[k] for r in rs]) for k in rs[0]}, "runs": rs}
                      for label, rs in rows.items()}}
 
 
-def table(result) -> str:
+def table(result, spread: bool = False) -> str:
+    """A markdown table of the means over seeds (with spread=True: mean ± sd)."""
     rows = result["rows"]
     keys = list(dict.fromkeys(k for r in rows.values() for k in r["mean"]))
     s = result["settings"]
-    lines = [f"## {result['energy']}: N = {s['candidates']}, {s['iterations']} global moves, "
+    adapt = f" (the flow trained after the first {s['adapt']})" if "adapt" in s else ""
+    lines = [f"## {result['energy']}: N = {s['candidates']}, {s['iterations']} global moves{adapt}, "
              f"{s['mala_steps_per_move']} MALA steps each, eps {s['eps']:g}, {s['n']} chains, seeds {s['seeds']}",
              f"truth: {json.dumps(result['truth'])}", "",
              "| sampler | " + " | ".join(keys) + " |", "| --- |" + " --- |" * len(keys)]
     for label, r in rows.items():
-        cells = (f"{r['mean'][k]:.4g}" if k in r["mean"] else "-" for k in keys)
+        cells = ((f"{r['mean'][k]:.4g} ± {r['sd'][k]:.2g}" if spread else f"{r['mean'][k]:.4g}")
+                 if k in r["mean"] else "-" for k in keys)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
