@@ -2,6 +2,8 @@
 
 A generator G(z) = z makes p_g = N(0, 1), and DDLS's target p_g(x) exp(d(x)) is then known in closed
 form for the critics below, so where DCD's fixed point lies can be computed by hand."""
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -128,3 +130,22 @@ def test_cli_refuses_instance_noise_for_dcd(wgan_ckpt, tmp_path):
     line = one_line_error(invoke("calibrate", "--ckpt", wgan_ckpt, "--method", "dcd", "--noise", "0.1",
                                  "--out", tmp_path / "x.pt"))
     assert "--noise is an option of --method finetune, not of dcd" in line
+
+
+def test_sample_calibrates_with_dcd_in_memory_as_calibrate_does(wgan_ckpt, tmp_path):
+    # --calibration dcd reaches the same calibrate() as `ddls calibrate --method dcd` (steps from --calibration-steps)
+    import numpy as np
+    from ddls.data.real import real_source
+    from ddls.posthoc import make_target
+
+    out = tmp_path / "s.npz"
+    r = invoke("sample", "--ckpt", wgan_ckpt, "--method", "ddls", "--calibration", "dcd", "--calibration-steps", 20,
+               "--steps", 3, "--eps", 1e-3, "--n", 16, "--out", out)
+    assert r.exit_code == 0, r.output
+    raw = load_model(wgan_ckpt)
+    target = make_target(raw.energy(), "dcd", real_source(raw), seed=0, finetune_steps=20)
+    assert target.record["calibration"]["kind"] == "dcd" and target.record["calibration"]["steps_run"] == 20
+    with np.load(out, allow_pickle=False) as f:
+        assert f["x"].shape == (16, 2)
+        written = json.loads(str(f["meta"]))["calibration"]["calibration"]
+    assert written["heldout_bound"] == target.record["calibration"]["heldout_bound"]
