@@ -97,6 +97,16 @@ def no_train_metrics():
         yield
 
 
+@pytest.fixture(scope="module")
+def wgan_ckpt(tmp_path_factory, no_train_metrics):
+    """A tiny ring8 WGAN-GP checkpoint (5 steps): a critic that is no logit, for calibration tests."""
+    path = tmp_path_factory.mktemp("wgan") / "raw.pt"
+    r = invoke("train", "--data", "ring8", "--loss", "wgan-gp", "--steps", 5, "--hidden", 16, "--depth", 2,
+               "--batch-size", 16, "--out", path)
+    assert r.exit_code == 0, r.output
+    return path
+
+
 def invoke(*args, catch_exceptions=False):
     """Run the ddls CLI in-process; arguments may be paths or numbers. catch_exceptions=True keeps an
     uncaught exception in the result (result.exception) instead of raising it."""

@@ -252,15 +252,6 @@ def test_unknown_methods_and_missing_real_data_are_refused():
 
 # --- the CLI and the post-hoc path run the same code --------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def wgan_ckpt(tmp_path_factory, no_train_metrics):
-    path = tmp_path_factory.mktemp("cal") / "raw.pt"
-    r = invoke("train", "--data", "ring8", "--loss", "wgan-gp", "--steps", 5, "--hidden", 16, "--depth", 2,
-               "--batch-size", 16, "--out", path)
-    assert r.exit_code == 0, r.output
-    return path
-
-
 def test_cli_and_make_target_fine_tune_to_the_same_discriminator(wgan_ckpt, tmp_path):
     out = tmp_path / "cal.pt"
     r = invoke("calibrate", "--ckpt", wgan_ckpt, "--steps", 60, "--seed", 3, "--out", out)

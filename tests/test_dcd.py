@@ -100,15 +100,6 @@ def test_bad_settings_are_refused_in_one_line(kw, message):
         DCDConfig(**kw)
 
 
-@pytest.fixture(scope="module")
-def wgan_ckpt(tmp_path_factory, no_train_metrics):
-    path = tmp_path_factory.mktemp("dcd") / "raw.pt"
-    r = invoke("train", "--data", "ring8", "--loss", "wgan-gp", "--steps", 5, "--hidden", 16, "--depth", 2,
-               "--batch-size", 16, "--out", path)
-    assert r.exit_code == 0, r.output
-    return path
-
-
 def test_cli_writes_a_dcd_checkpoint_that_scores_as_the_in_memory_fit(wgan_ckpt, tmp_path):
     out = tmp_path / "dcd.pt"
     r = invoke("calibrate", "--ckpt", wgan_ckpt, "--method", "dcd", "--steps", 30, "--eval-every", 10,
