@@ -90,6 +90,13 @@ def test_dcd_is_reproducible_by_seed():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def test_dcd_counts_every_pass_through_the_networks():
+    # held-out set drawn (G) and scored at the start and at every evaluation (2 x n_heldout each); per update
+    # chain_steps + 1 forward and backward passes per chain, and D forward and backward on real and chains
+    result = tuned(quadratic=False, steps=40, eval_every=10, n_heldout=500, batch_size=64, chain_steps=3)[1]
+    assert result.evaluations == 2 * 500 + 2 * 500 + 40 * (2 * 4 * 64 + 4 * 64) + 4 * 2 * 500
+
+
 @pytest.mark.parametrize("kw, message", [
     (dict(chain_steps=0), "DCD chain steps must be >= 1"),
     (dict(chain_eps=0.0), "DCD chain step size must be a positive finite number"),

@@ -109,7 +109,7 @@ def dcd(energy: LatentEnergy, draw_real: Draw, config: DCDConfig, *, heldout_rea
         with frozen(energy.generator):
             for step in range(1, cfg.steps + 1):
                 chains = _advance(tuned, chains, config, chain_gen)
-                evaluations += 2 * config.chain_steps * cfg.batch_size
+                evaluations += 2 * (config.chain_steps + 1) * cfg.batch_size  # + 1: the start's gradient
                 real = draw_train(cfg.batch_size, gen).to(device)
                 with torch.no_grad():
                     fake = tuned.decode(chains)
