@@ -167,6 +167,38 @@ def run_chains(energy: Energy, position: Tensor, config: Ex2MCMCConfig, *, gener
     return ChainsResult(state, moves, accept, evaluations)
 
 
+def run_on_target(target: LatentLogit, n: int, config, name: str, title: str, *, seed: int, progress: bool,
+                  run: Callable[..., ChainsResult]) -> tuple[PosthocResult, list]:
+    """The chunk loop of Ex2MCMC and its variants: chunk k's chains start from the prior draws of stream
+    (seed, k) and `run(energy, z0, generator=..., advance=...)` (returning a ChainsResult, or an object whose
+    `.chains` is one) moves them. Returns the samples, with global and MALA acceptance in their info, and
+    every chunk's own result. `config` has chunk_size, iterations, mala_steps, eps."""
+    if isinstance(target.energy.label, Tensor) or isinstance(target.energy.temperature, Tensor):
+        raise DDLSError(f"{name} scores candidates for many chains at once and cannot take a label or temperature "
+                        f"per chain; give one class (--label K) and one temperature for every chain")
+    # MALA needs the gradient of the calibrated logit; i-SIR alone takes any calibration
+    energy = target.as_energy() if config.mala_steps else lambda z: -standard_normal_logpdf(z) - target(z)
+    xs, zs, outs, moves, accept, evaluations = [], [], [], 0, 0.0, 0
+    with frozen(*target.modules()), step_bar(progress, n, config.chunk_size, config.iterations, name) as advance:
+        for _, start, stop, gen in seeded_chunks(n, config.chunk_size, seed, target.device):
+            out = run(energy, target.prior_sample(stop - start, gen), generator=gen, advance=advance)
+            chains = getattr(out, "chains", out)
+            z = chains.state.position
+            if not torch.isfinite(z).all():
+                raise DDLSError(f"{title} latents became NaN/inf; try a smaller eps (got {config.eps:g})")
+            with torch.no_grad():
+                xs.append(target.decode(z).cpu())
+            zs.append(z.cpu())
+            outs.append(out)
+            moves += int(chains.moves.sum())
+            accept += float(chains.accept.sum())
+            evaluations += chains.evaluations
+    info = {"global_acceptance": moves / (n * config.iterations)}
+    if config.mala_steps:
+        info["acceptance"] = accept / (n * config.iterations * config.mala_steps)
+    return PosthocResult(torch.cat(xs), torch.cat(zs), evaluations, info), outs
+
+
 @register("ex2mcmc", Ex2MCMCConfig, "Ex2MCMC: global importance-resampling moves from the prior between MALA steps",
           shared={"chunk_size": "chunk_size", "eps": "eps"}, settings=[
               Setting("--ex2mcmc-iterations", "iterations", click.IntRange(min=1),
@@ -180,27 +212,7 @@ def sample(target: LatentLogit, n: int, config: Ex2MCMCConfig = Ex2MCMCConfig(),
            progress: bool = False) -> PosthocResult:
     """n chains; chunk k starts from the prior draws of stream (seed, k), as DDLS does, and draws its
     candidates and noise from the same stream."""
-    if isinstance(target.energy.label, Tensor) or isinstance(target.energy.temperature, Tensor):
-        raise DDLSError("ex2mcmc scores candidates for many chains at once and cannot take a label or temperature "
-                        "per chain; give one class (--label K) and one temperature for every chain")
-    # MALA needs the gradient of the calibrated logit; i-SIR alone takes any calibration
-    energy = target.as_energy() if config.mala_steps else lambda z: -standard_normal_logpdf(z) - target(z)
-    xs, zs, moves, accept, evaluations = [], [], 0, 0.0, 0
-    with frozen(*target.modules()), \
-            step_bar(progress, n, config.chunk_size, config.iterations, "ex2mcmc") as advance:
-        for _, start, stop, gen in seeded_chunks(n, config.chunk_size, seed, target.device):
-            z0 = target.prior_sample(stop - start, gen)
-            out = run_chains(energy, z0, config, generator=gen, advance=advance)
-            z = out.state.position
-            if not torch.isfinite(z).all():
-                raise DDLSError(f"Ex2MCMC latents became NaN/inf; try a smaller eps (got {config.eps:g})")
-            with torch.no_grad():
-                xs.append(target.decode(z).cpu())
-            zs.append(z.cpu())
-            moves += int(out.moves.sum())
-            accept += float(out.accept.sum())
-            evaluations += out.evaluations
-    info = {"global_acceptance": moves / (n * config.iterations)}
-    if config.mala_steps:
-        info["acceptance"] = accept / (n * config.iterations * config.mala_steps)
-    return PosthocResult(torch.cat(xs), torch.cat(zs), evaluations, info)
+    def run(energy, z0, **kw):
+        return run_chains(energy, z0, config, **kw)
+
+    return run_on_target(target, n, config, "ex2mcmc", "Ex2MCMC", seed=seed, progress=progress, run=run)[0]

@@ -29,13 +29,10 @@ import click
 import torch
 from torch import Tensor
 
-from .._torch import frozen, seeded_chunks
 from ..errors import DDLSError
-from ..sampling.energy import standard_normal_logpdf
 from ..sampling.samplers import State
-from .ex2mcmc import ChainsResult, Energy, Ex2MCMCConfig, Info, run_chains
+from .ex2mcmc import ChainsResult, Energy, Ex2MCMCConfig, Info, run_chains, run_on_target
 from .flows import RealNVP
-from .progress import step_bar
 from .registry import POSITIVE, Setting, register
 from .target import LatentLogit, PosthocResult
 
@@ -140,28 +137,10 @@ def sample(target: LatentLogit, n: int, config: FlEx2MCMCConfig = FlEx2MCMCConfi
            progress: bool = False) -> PosthocResult:
     """n chains; chunk k starts from the prior draws of stream (seed, k), as DDLS and Ex2MCMC do, then draws
     its flow's initial weights, its candidates and its noise from the same stream."""
-    if isinstance(target.energy.label, Tensor) or isinstance(target.energy.temperature, Tensor):
-        raise DDLSError("flex2mcmc scores candidates for many chains at once and cannot take a label or temperature "
-                        "per chain; give one class (--label K) and one temperature for every chain")
-    # MALA needs the gradient of the calibrated logit; i-SIR alone takes any calibration
-    energy = target.as_energy() if config.mala_steps else lambda z: -standard_normal_logpdf(z) - target(z)
-    xs, zs, moves, frozen_moves, accept, evaluations = [], [], 0, 0, 0.0, 0
-    with frozen(*target.modules()), \
-            step_bar(progress, n, config.chunk_size, config.iterations, "flex2mcmc") as advance:
-        for _, start, stop, gen in seeded_chunks(n, config.chunk_size, seed, target.device):
-            out = run_chunk(energy, target.prior_sample(stop - start, gen), config, generator=gen, advance=advance)
-            z = out.chains.state.position
-            if not torch.isfinite(z).all():
-                raise DDLSError(f"FlEx2MCMC latents became NaN/inf; try a smaller eps (got {config.eps:g})")
-            with torch.no_grad():
-                xs.append(target.decode(z).cpu())
-            zs.append(z.cpu())
-            moves += int(out.chains.moves.sum())
-            frozen_moves += int(out.frozen_moves.sum())
-            accept += float(out.chains.accept.sum())
-            evaluations += out.chains.evaluations
-    info = {"global_acceptance": moves / (n * config.iterations),
-            "frozen_global_acceptance": frozen_moves / (n * (config.iterations - config.adapt))}
-    if config.mala_steps:
-        info["acceptance"] = accept / (n * config.iterations * config.mala_steps)
-    return PosthocResult(torch.cat(xs), torch.cat(zs), evaluations, info)
+    def run(energy, z0, **kw):
+        return run_chunk(energy, z0, config, **kw)
+
+    result, outs = run_on_target(target, n, config, "flex2mcmc", "FlEx2MCMC", seed=seed, progress=progress, run=run)
+    frozen_moves = sum(int(out.frozen_moves.sum()) for out in outs)
+    result.info["frozen_global_acceptance"] = frozen_moves / (n * (config.iterations - config.adapt))
+    return result
