@@ -29,6 +29,52 @@ def gaussian_draw(mean):
     return draw
 
 
+# --- the training loop finetune and dcd share -------------------------------------------------------------
+
+
+def scripted_run(scores, *, higher=False, healthy=lambda: True, patience=2, steps=None):
+    """train_early_stopped on a one-weight D whose update sets the weight to the step number, scored by
+    `scores` in turn (every step evaluated)."""
+    from ddls.calibration.finetune import FinetuneConfig, train_early_stopped
+
+    d = nn.Linear(1, 1, bias=False)
+    it = iter(scores)
+    count = [0]
+
+    def update():
+        count[0] += 1
+        with torch.no_grad():
+            d.weight.fill_(float(count[0]))
+        return torch.tensor(float(count[0]))
+
+    cfg = FinetuneConfig(steps=steps or len(scores), eval_every=1, patience=patience)
+    return d, train_early_stopped(d, cfg, update, lambda: next(it), start=5.0,
+                                  higher_is_better=higher, healthy=healthy)
+
+
+@pytest.mark.parametrize("higher, scores, best, best_step, stopped_at", [
+    (False, [4.0, 3.0, 3.5, 3.2, 1.0], 3.0, 2, 4),  # lower is better: two evaluations without a new best stop it
+    (True, [6.0, 7.0, 6.5, 6.9, 9.0], 7.0, 2, 4),  # higher is better (dcd's bound): the same, mirrored
+    (False, [6.0, 7.0, 8.0], 5.0, 0, 2),  # nothing beats the start: no state kept
+])
+def test_train_early_stopped_keeps_the_best_d_and_stops_on_patience(higher, scores, best, best_step, stopped_at):
+    d, run = scripted_run(scores, higher=higher)
+    assert (run.best, run.keeper.step, run.steps, run.stopped) == (best, best_step, stopped_at, "patience")
+    assert [s for s, _ in run.heldout_curve] == list(range(stopped_at + 1))
+    assert [v for _, v in run.train_curve] == [float(s) for s in range(1, stopped_at + 1)]
+    assert (run.keeper.state is None) == (best_step == 0)
+    if run.keeper.state is not None:  # the kept weights are those of the best step, not the last
+        assert float(run.keeper.state["weight"]) == float(best_step)
+
+
+@pytest.mark.parametrize("scores, healthy", [([4.0, float("nan"), 1.0], lambda: True),
+                                             ([4.0, 3.0, 1.0], lambda: False)])
+def test_train_early_stopped_stops_at_the_first_non_finite_score_or_unhealthy_state(scores, healthy):
+    _, run = scripted_run(scores, healthy=healthy, patience=5)
+    expected = 2 if healthy() else 1
+    assert (run.stopped, run.diverged, run.steps) == ("diverged", expected, expected)
+
+
 # --- early stopping on a case built to overfit ---------------------------------------------------------
 
 MEAN = (1.5, 0.0)  # real N(MEAN, I) against generated N(0, I)

@@ -34,8 +34,8 @@ from .._torch import derived_seed, frozen, make_generator
 from ..errors import DDLSError
 from ..sampling.energy import LatentEnergy
 from ..sampling.samplers import init, ula_step
-from .finetune import (HELDOUT_STREAM, NOT_A_LOGIT, TRAIN_STREAM, EarlyStop, FinetuneConfig, _affine_start, _bar,
-                       _with, optimizer)
+from .finetune import (HELDOUT_STREAM, NOT_A_LOGIT, TRAIN_STREAM, FinetuneConfig, _affine_start, _with, optimizer,
+                       train_early_stopped)
 from .heldout import Draw, HeldOut, draw_heldout, excluding
 
 CHAIN_STREAM = 13  # key of the chains' random stream (derived_seed); the other draws use finetune's streams
@@ -100,61 +100,45 @@ def dcd(energy: LatentEnergy, draw_real: Draw, config: DCDConfig, *, heldout_rea
         raise DDLSError(f"the held-out likelihood bound of the discriminator is {start}; check the checkpoint")
 
     opt = optimizer(d, cfg)
-    keeper = EarlyStop(d, -start, cfg.patience)  # it keeps the lowest: the bound is negated
-    heldout_curve, gap_curve, window = [(0, start)], [], []
-    step, stopped, diverged = 0, "step limit", None
     chains = energy.prior_sample(cfg.batch_size, chain_gen)
-    bar = _bar(cfg.steps) if progress else None
-    try:
-        with frozen(energy.generator):
-            for step in range(1, cfg.steps + 1):
-                chains = _advance(tuned, chains, config, chain_gen)
-                evaluations += 2 * (config.chain_steps + 1) * cfg.batch_size  # + 1: the start's gradient
-                real = draw_train(cfg.batch_size, gen).to(device)
-                with torch.no_grad():
-                    fake = tuned.decode(chains)
-                d.train()
-                gap = tuned.score(fake).mean() - tuned.score(real).mean()
-                opt.zero_grad(set_to_none=True)
-                gap.backward()
-                opt.step()
-                d.eval()
-                window.append(gap.detach())
-                evaluations += 4 * cfg.batch_size
-                if bar is not None:
-                    bar.update()
-                if step % cfg.eval_every and step != cfg.steps:
-                    continue
-                gap_curve.append((step, float(torch.stack(window).mean())))
-                window = []
-                now = dv_bound(tuned.score, held)
-                evaluations += 2 * cfg.n_heldout
-                heldout_curve.append((step, now))
-                if bar is not None:
-                    bar.set_postfix(heldout=f"{now:.4f}", best=f"{max(-keeper.best, now):.4f}", refresh=False)
-                if not (math.isfinite(now) and math.isfinite(gap_curve[-1][1]) and torch.isfinite(chains).all()):
-                    stopped, diverged = "diverged", step
-                    break
-                if keeper.update(step, -now):
-                    stopped = "patience"
-                    break
-    finally:
-        if bar is not None:
-            bar.close()
-    out = keeper.result(energy, start_map)
-    best, best_step, best_state = -keeper.best, keeper.step, keeper.state
+
+    def update() -> Tensor:
+        nonlocal chains
+        chains = _advance(tuned, chains, config, chain_gen)
+        real = draw_train(cfg.batch_size, gen).to(device)
+        with torch.no_grad():
+            fake = tuned.decode(chains)
+        d.train()
+        gap = tuned.score(fake).mean() - tuned.score(real).mean()
+        opt.zero_grad(set_to_none=True)
+        gap.backward()
+        opt.step()
+        d.eval()  # the chains follow the d they will be scored by
+        return gap.detach()
+
+    with frozen(energy.generator):
+        run = train_early_stopped(d, cfg, update, lambda: dv_bound(tuned.score, held), start=start,
+                                  higher_is_better=True, healthy=lambda: bool(torch.isfinite(chains).all()),
+                                  progress=progress)
+    # per step: the chains' Langevin steps (+ 1: the start's gradient), then forward and backward on real and
+    # negative batches; per evaluation: the held-out real and generated sets
+    evaluations += (2 * (config.chain_steps + 1) + 4) * cfg.batch_size * run.steps \
+        + 2 * cfg.n_heldout * (len(run.heldout_curve) - 1)
+    out = run.keeper.result(energy, start_map)
+    best, best_step, improved = run.best, run.keeper.step, run.keeper.state is not None
+    step, stopped = run.steps, run.stopped
     record = {
         "kind": "dcd", **config.to_dict(), "steps_run": step, "stopped": stopped,
-        "improved": best_state is not None, "best_step": best_step,
-        "heldout_bound": {"first": start, "best": best, "final": heldout_curve[-1][1]},
-        "heldout_curve": heldout_curve, "gap_curve": gap_curve,
+        "improved": improved, "best_step": best_step,
+        "heldout_bound": {"first": start, "best": best, "final": run.heldout_curve[-1][1]},
+        "heldout_curve": run.heldout_curve, "gap_curve": run.train_curve,
         "start_map": None if start_map is None else start_map.to_dict(),
         "energy_before": energy.kind, "energy": out.kind,
     }
-    if diverged is not None:
-        record["diverged_at"] = diverged
+    if run.diverged is not None:
+        record["diverged_at"] = run.diverged
     record["note"] = (f"held-out likelihood bound {start:.4f} -> {best:.4f}, best at step {best_step} of {step} "
-                      f"({stopped})" if best_state is not None else
+                      f"({stopped})" if improved else
                       f"no DCD step raised the held-out likelihood bound {start:.4f} ({step} steps, {stopped}); "
                       f"kept the starting discriminator")
     return out, record, evaluations

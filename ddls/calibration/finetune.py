@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass
+from typing import Callable, NamedTuple
 
 import torch
 from torch import Tensor
@@ -27,7 +28,7 @@ from ..errors import DDLSError
 from ..sampling.energy import LatentEnergy
 from ..training.losses import ns_d_loss
 from ..training.trainer import MAX_LR
-from .heldout import Draw, HeldOut, draw_heldout, excluding
+from .heldout import Draw, draw_heldout, excluding
 from .maps import Calibration, fit
 
 NOT_A_LOGIT = ("wgan", "ae")  # energy kinds whose score is no estimate of log p_data/p_g
@@ -88,65 +89,43 @@ def finetune(energy: LatentEnergy, draw_real: Draw, config: FinetuneConfig, *, h
         raise DDLSError(f"the held-out logistic loss of the discriminator is {start}; check the checkpoint")
 
     opt = optimizer(d, cfg)
-    keeper = EarlyStop(d, start, cfg.patience)
-    heldout_curve, train_curve, window = [(0, start)], [], []
-    step, stopped, diverged = 0, "step limit", None
-    bar = _bar(cfg.steps) if progress else None
-    try:
-        with frozen(energy.generator):
-            for step in range(1, cfg.steps + 1):
-                d.train()
-                real = draw_train(cfg.batch_size, gen).to(device)
-                with torch.no_grad():
-                    fake = energy.decode(energy.prior_sample(cfg.batch_size, gen))
-                if cfg.noise > 0:  # blurs what only pixels tell apart, so D must use coarser evidence
-                    real, fake = (x + cfg.noise * torch.randn(x.shape, generator=gen, device=gen.device)
-                                  for x in (real, fake))
-                loss = ns_d_loss(tuned.score(real), tuned.score(fake))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                window.append(loss.detach())
-                evaluations += 4 * cfg.batch_size  # forward and backward, real and generated batches
-                if bar is not None:
-                    bar.update()
-                if step % cfg.eval_every and step != cfg.steps:
-                    continue
-                d.eval()
-                train_curve.append((step, float(torch.stack(window).mean())))
-                window = []
-                now = held.loss(tuned.score)
-                evaluations += 2 * cfg.n_heldout
-                heldout_curve.append((step, now))
-                if bar is not None:  # the number that decides, where a user watching can see it
-                    bar.set_postfix(heldout=f"{now:.4f}", best=f"{min(keeper.best, now):.4f}", refresh=False)
-                if not (math.isfinite(now) and math.isfinite(train_curve[-1][1])):
-                    stopped, diverged = "diverged", step
-                    break
-                if keeper.update(step, now):
-                    stopped = "patience"
-                    break
-    finally:
-        if bar is not None:
-            bar.close()
-    out = keeper.result(energy, start_map)
-    best, best_step, best_state = keeper.best, keeper.step, keeper.state
+
+    def update() -> Tensor:
+        d.train()
+        real = draw_train(cfg.batch_size, gen).to(device)
+        with torch.no_grad():
+            fake = energy.decode(energy.prior_sample(cfg.batch_size, gen))
+        if cfg.noise > 0:  # blurs what only pixels tell apart, so D must use coarser evidence
+            real, fake = (x + cfg.noise * torch.randn(x.shape, generator=gen, device=gen.device) for x in (real, fake))
+        loss = ns_d_loss(tuned.score(real), tuned.score(fake))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    with frozen(energy.generator):
+        run = train_early_stopped(d, cfg, update, lambda: held.loss(tuned.score), start=start, progress=progress)
+    # forward and backward, real and generated batches, per step; real and generated held-out sets per evaluation
+    evaluations += 4 * cfg.batch_size * run.steps + 2 * cfg.n_heldout * (len(run.heldout_curve) - 1)
+    out = run.keeper.result(energy, start_map)
+    best, best_step, improved = run.best, run.keeper.step, run.keeper.state is not None
+    step, stopped, train_curve = run.steps, run.stopped, run.train_curve
     record = {
         "kind": "finetune", **asdict(cfg), "steps_run": step, "stopped": stopped,
-        "improved": best_state is not None, "best_step": best_step,
-        "heldout_loss": {"first": start, "best": best, "final": heldout_curve[-1][1]},
+        "improved": improved, "best_step": best_step,
+        "heldout_loss": {"first": start, "best": best, "final": run.heldout_curve[-1][1]},
         "train_loss": {"first": train_curve[0][1] if train_curve else None,
                        "final": train_curve[-1][1] if train_curve else None},
-        "heldout_curve": heldout_curve, "train_curve": train_curve,
+        "heldout_curve": run.heldout_curve, "train_curve": train_curve,
         "start_map": None if start_map is None else start_map.to_dict(),
         "energy_before": energy.kind, "energy": out.kind,
     }
     if raw_loss is not None:
         record["heldout_loss"]["raw_score"] = raw_loss
-    if diverged is not None:
-        record["diverged_at"] = diverged
+    if run.diverged is not None:
+        record["diverged_at"] = run.diverged
     record["note"] = (f"held-out loss {start:.4f} -> {best:.4f}, best at step {best_step} of {step} ({stopped})"
-                      if best_state is not None else
+                      if improved else
                       f"no fine-tuning step lowered the held-out loss {start:.4f} ({step} steps, {stopped}); "
                       f"kept the starting discriminator")
     return out, record, evaluations
@@ -176,6 +155,54 @@ class EarlyStop:
             return _with(energy, energy.discriminator, score_map)
         self.d.load_state_dict(self.state)
         return _with(energy, self.d.eval(), score_map)
+
+
+class Trained(NamedTuple):
+    keeper: EarlyStop  # the best D so far (keeper.result gives the energy with it)
+    best: float  # the best held-out score, as `heldout` gives it
+    steps: int  # updates run
+    stopped: str  # "step limit" | "patience" | "diverged"
+    diverged: int | None  # the step whose evaluation was not finite
+    heldout_curve: list  # (step, held-out score), from (0, start)
+    train_curve: list  # (step, mean of update()'s values since the last evaluation)
+
+
+def train_early_stopped(d: torch.nn.Module, cfg: FinetuneConfig, update: Callable[[], Tensor],
+                        heldout: Callable[[], float], *, start: float, higher_is_better: bool = False,
+                        healthy: Callable[[], bool] = lambda: True, progress: bool = False) -> Trained:
+    """Up to cfg.steps calls of `update` (one optimiser step on d, returning its detached loss); every
+    cfg.eval_every steps and at the last, `heldout()` scores d, the best d is kept, and the run stops after
+    cfg.patience evaluations without a new best, or when a score or loss is not finite or `healthy()` is
+    False. d is in eval mode whenever `heldout` runs."""
+    sign = -1.0 if higher_is_better else 1.0  # EarlyStop keeps the lowest
+    keeper = EarlyStop(d, sign * start, cfg.patience)
+    heldout_curve, train_curve, window = [(0, start)], [], []
+    step, stopped, diverged = 0, "step limit", None
+    bar = _bar(cfg.steps) if progress else None
+    try:
+        for step in range(1, cfg.steps + 1):
+            window.append(update())
+            if bar is not None:
+                bar.update()
+            if step % cfg.eval_every and step != cfg.steps:
+                continue
+            d.eval()
+            train_curve.append((step, float(torch.stack(window).mean())))
+            window = []
+            now = heldout()
+            heldout_curve.append((step, now))
+            if bar is not None:  # the number that decides, where a user watching can see it
+                bar.set_postfix(heldout=f"{now:.4f}", best=f"{sign * min(keeper.best, sign * now):.4f}", refresh=False)
+            if not (math.isfinite(now) and math.isfinite(train_curve[-1][1]) and healthy()):
+                stopped, diverged = "diverged", step
+                break
+            if keeper.update(step, sign * now):
+                stopped = "patience"
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    return Trained(keeper, sign * keeper.best, step, stopped, diverged, heldout_curve, train_curve)
 
 
 def optimizer(d: torch.nn.Module, cfg: FinetuneConfig) -> torch.optim.Optimizer:
