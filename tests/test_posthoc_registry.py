@@ -74,6 +74,12 @@ def test_a_registered_method_is_a_choice_of_sample_and_compare(shift_method, tmp
     assert '"method": "shift"' in r.output and '"method": "drs"' in r.output
 
 
+def test_tune_refuses_a_registered_method_it_has_no_candidates_for_in_one_line(shift_method, tmp_path):
+    r = invoke("tune", "--ckpt", CKPT, "--methods", "ddls,shift", "--budget", "1e4evals", "--out", tmp_path / "t.pt")
+    assert "tune has no candidates for method 'shift'" in one_line_error(r)
+    assert not (tmp_path / "t.pt").exists()
+
+
 def test_an_unregistered_method_is_gone(tmp_path):
     posthoc.register("shift", ShiftConfig, "prior latents moved by a constant")(shifted)
     posthoc.unregister("shift")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from ..errors import DDLSError
 from ..core.options import HUGE
@@ -15,17 +16,7 @@ LANGEVIN_STEPS = 100
 # sir is searched only when asked: it gained nothing on the shipped models and its candidates would
 # shrink the first round of every search (docs/results.md)
 DEFAULT_METHODS = ("ddls", "mala", "dgflow", "dot", "drs", "mhgan", "prior-fit")
-# searched by default on images only: on the shipped 2-D GAN prior-fit made EMD worse (0.43 -> 0.97), and its
-# fit took 8% of a 2e6-evaluation search, which then chose a weaker recipe (docs/results.md)
-IMAGE_ONLY = ("prior-fit",)
 AUTO = "auto"
-# methods that fit something once per search before round 0 (its cost paid there, not per round)
-FITTED_FIRST = ("prior-fit",)
-# methods whose candidates are the same on every calibration (a prior fitted to D's features: calibrations
-# change D's last layer at most), searched on the first calibration only
-CALIBRATION_FREE = ("prior-fit",)
-# methods whose candidates run as one batch of chains (ddls.sampling.batched), with their kernels
-BATCHED_KERNELS = {"ddls": "ula", "mala": "mala"}
 # polarity is searched only when asked (its pool's Jacobians cost latent_dim passes each); small rho:
 # log vol varies by tens of nats across an image GAN's latents, and on the shipped SNGAN rho >= 0.05
 # or <= -0.05 made FID worse (docs/results.md)
@@ -107,6 +98,8 @@ def parse_methods(text: str) -> tuple[str, ...]:
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise DDLSError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(METHODS)}")
+    for m in methods:  # a method registered later (a plug-in) that tune has no candidates for
+        searched(m)
     return methods
 
 
@@ -133,56 +126,96 @@ def parse_calibrations(text: str, energy_kind: str | None = None, has_real: bool
     return names
 
 
+Grid = Callable[[tuple[float, ...], tuple[float, ...], int], list[Recipe]]  # (temperatures, eps, steps) -> candidates
+Cost = Callable[[dict, int, bool], float]  # (options, n, fitted) -> network evaluations per kept sample
+
+
+@dataclass(frozen=True)
+class Searched:
+    """How `ddls tune` searches one post-hoc method."""
+
+    grid: Grid  # its candidates, given the search's temperatures, step sizes and Langevin steps
+    cost: Cost  # a forecast of network evaluations per kept sample (ddls.posthoc counts the real ones)
+    image_only: bool = False  # left out of --methods auto when the samples are no images
+    fitted_first: bool = False  # fits something once per search, before round 0 (its cost paid there)
+    calibration_free: bool = False  # the same candidates on every calibration: searched on the first only
+    kernel: str | None = None  # its candidates run as one batch of chains (ddls.sampling.batched) with this kernel
+
+
+def _steps(o: dict) -> float:
+    return 2.0 * (o.get("steps", 500) + 1)
+
+
+SEARCHED: dict[str, Searched] = {
+    "ddls": Searched(lambda ts, es, steps: [Recipe("ddls", t, {"steps": steps, "eps": e}) for t in ts for e in es],
+                     lambda o, n, fitted: _steps(o), kernel="ula"),
+    "mala": Searched(lambda ts, es, steps: [Recipe("mala", 1.0, {"steps": steps, "eps": e}) for e in es[:2]],
+                     lambda o, n, fitted: _steps(o), kernel="mala"),
+    "dgflow": Searched(lambda ts, es, steps: [Recipe("dgflow", 1.0, {"dgflow_steps": 25, "dgflow_eta": eta,
+                                                                     "dgflow_gamma": 0.01}) for eta in (0.1, 0.01)],
+                       lambda o, n, fitted: 2.0 * o.get("dgflow_steps", 25)),
+    "dot": Searched(lambda ts, es, steps: [Recipe("dot", 1.0, {"dot_steps": 50, "dot_lr": lr}) for lr in (0.05, 0.01)],
+                    lambda o, n, fitted: 2.0 * o.get("dot_steps", 100) + 2.0 * o.get("dot_pairs", 100) / n),
+    "drs": Searched(lambda ts, es, steps: [Recipe("drs", 1.0, {"drs_pilot": 2000, "drs_gamma_percentile": p})
+                                           for p in (95.0, 80.0)],
+                    lambda o, n, fitted: o.get("drs_pilot", 10000) / n + 3.0),  # assumes about a third accepted
+    "mhgan": Searched(lambda ts, es, steps: [Recipe("mhgan", 1.0, {"mh_chain_length": k}) for k in (20, 100)],
+                      lambda o, n, fitted: o.get("mh_chain_length", 640) + 1.0),
+    "sir": Searched(lambda ts, es, steps: [Recipe("sir", t, {"sir_pool_factor": 10}) for t in SIR_TEMPERATURES],
+                    lambda o, n, fitted: o.get("sir_pool_factor", 10) + 1.0),
+    # a Jacobian costs latent_dim passes through G, unknown here: 64, the shipped image GANs' latent
+    "polarity": Searched(lambda ts, es, steps: [Recipe("polarity", 1.0, {"polarity_rho": r, "polarity_pool_factor": 2})
+                                                for r in POLARITY_RHOS],
+                         lambda o, n, fitted: o.get("polarity_pool_factor", 4) * 64.0 + 1.0),
+    "magnet": Searched(lambda ts, es, steps: [Recipe("magnet", 1.0, {})], lambda o, n, fitted: 4 * 64.0 + 1.0),
+    "collab": Searched(lambda ts, es, steps: [Recipe("collab", 1.0, {"collab_steps": 25, "collab_lr": lr})
+                                              for lr in (0.3, 0.1)],
+                       lambda o, n, fitted: 2.0 * o.get("collab_steps", 25) + 1.0),
+    "ex2mcmc": Searched(lambda ts, es, steps: [Recipe("ex2mcmc", t, {"eps": e, **EX2MCMC_SETTINGS})
+                                               for t in ts for e in es[:2]],
+                        lambda o, n, fitted: _ex2mcmc_passes(o.get("ex2mcmc_iterations", 10),
+                                                             o.get("ex2mcmc_candidates", 10),
+                                                             o.get("ex2mcmc_mala_steps", 5))),
+    # the flow's own passes are no network evaluations
+    "flex2mcmc": Searched(lambda ts, es, steps: [Recipe("flex2mcmc", t, {"eps": e, **FLEX2MCMC_SETTINGS})
+                                                 for t in ts for e in es[:2]],
+                          lambda o, n, fitted: _ex2mcmc_passes(o.get("flex2mcmc_iterations", 20),
+                                                               o.get("flex2mcmc_candidates", 10),
+                                                               o.get("flex2mcmc_mala_steps", 5))),
+    # image_only: on the shipped 2-D GAN prior-fit made EMD worse (0.43 -> 0.97), and its fit took 8% of a
+    # 2e6-evaluation search, which then chose a weaker recipe (docs/results.md); calibration_free: a prior fitted
+    # to D's features, and calibrations change D's last layer at most
+    "prior-fit": Searched(lambda ts, es, steps: [Recipe("prior-fit", 1.0, {})],
+                          lambda o, n, fitted: 1.0 + (0.0 if fitted else _prior_fit_passes(o) / n),
+                          image_only=True, fitted_first=True, calibration_free=True),
+}
+# the table's traits by name, for the search and the command's help
+IMAGE_ONLY = tuple(m for m, s in SEARCHED.items() if s.image_only)
+FITTED_FIRST = tuple(m for m, s in SEARCHED.items() if s.fitted_first)
+BATCHED_KERNELS = {m: s.kernel for m, s in SEARCHED.items() if s.kernel is not None}
+
+
+def searched(method: str) -> Searched:
+    if method not in SEARCHED:
+        raise DDLSError(f"tune has no candidates for method {method!r}; it searches {', '.join(SEARCHED)}")
+    return SEARCHED[method]
+
+
 def default_grid(methods: tuple[str, ...] = DEFAULT_METHODS, *, temperatures: tuple[float, ...] = TEMPERATURES,
                  eps: tuple[float, ...] = EPS, steps: int = LANGEVIN_STEPS,
                  calibrations: tuple[str, ...] = ("raw",)) -> list[Recipe]:
     """The candidates: DDLS over eps x T, a few settings of each other method (T = 1 unless noted), each on
     every calibration in `calibrations`."""
-    grids = {
-        "ddls": [Recipe("ddls", t, {"steps": steps, "eps": e}) for t in temperatures for e in eps],
-        "mala": [Recipe("mala", 1.0, {"steps": steps, "eps": e}) for e in eps[:2]],
-        "dgflow": [Recipe("dgflow", 1.0, {"dgflow_steps": 25, "dgflow_eta": eta, "dgflow_gamma": 0.01})
-                   for eta in (0.1, 0.01)],
-        "dot": [Recipe("dot", 1.0, {"dot_steps": 50, "dot_lr": lr}) for lr in (0.05, 0.01)],
-        "drs": [Recipe("drs", 1.0, {"drs_pilot": 2000, "drs_gamma_percentile": p}) for p in (95.0, 80.0)],
-        "mhgan": [Recipe("mhgan", 1.0, {"mh_chain_length": k}) for k in (20, 100)],
-        "sir": [Recipe("sir", t, {"sir_pool_factor": 10}) for t in SIR_TEMPERATURES],
-        "polarity": [Recipe("polarity", 1.0, {"polarity_rho": r, "polarity_pool_factor": 2}) for r in POLARITY_RHOS],
-        "magnet": [Recipe("magnet", 1.0, {})],
-        "collab": [Recipe("collab", 1.0, {"collab_steps": 25, "collab_lr": lr}) for lr in (0.3, 0.1)],
-        "ex2mcmc": [Recipe("ex2mcmc", t, {"eps": e, **EX2MCMC_SETTINGS}) for t in temperatures for e in eps[:2]],
-        "flex2mcmc": [Recipe("flex2mcmc", t, {"eps": e, **FLEX2MCMC_SETTINGS}) for t in temperatures for e in eps[:2]],
-        "prior-fit": [Recipe("prior-fit", 1.0, {})],
-    }
-    return [replace(r, calibration=c) for i, c in enumerate(calibrations) for m in methods for r in grids[m]
-            if m not in CALIBRATION_FREE or i == 0]
+    return [replace(r, calibration=c) for i, c in enumerate(calibrations) for m in methods
+            for r in searched(m).grid(temperatures, eps, steps) if not searched(m).calibration_free or i == 0]
 
 
 def evaluations_per_sample(recipe: Recipe, n: int, *, fitted: bool = False) -> float:
     """A forecast of network evaluations per kept sample (ddls.posthoc counts the real ones). fitted: what a
-    FITTED_FIRST method fits once is already fitted (tune fits it before round 0)."""
-    o = recipe.options
-    per_method = {
-        GENERATOR: lambda: 1.0,
-        "ddls": lambda: 2.0 * (o.get("steps", 500) + 1),
-        "mala": lambda: 2.0 * (o.get("steps", 500) + 1),
-        "dgflow": lambda: 2.0 * o.get("dgflow_steps", 25),
-        "dot": lambda: 2.0 * o.get("dot_steps", 100) + 2.0 * o.get("dot_pairs", 100) / n,
-        "drs": lambda: o.get("drs_pilot", 10000) / n + 3.0,  # assumes about a third accepted
-        "mhgan": lambda: o.get("mh_chain_length", 640) + 1.0,
-        "sir": lambda: o.get("sir_pool_factor", 10) + 1.0,
-        # a Jacobian costs latent_dim passes through G, unknown here: 64, the shipped image GANs' latent
-        "polarity": lambda: o.get("polarity_pool_factor", 4) * 64.0 + 1.0,
-        "magnet": lambda: 4 * 64.0 + 1.0,
-        "collab": lambda: 2.0 * o.get("collab_steps", 25) + 1.0,
-        "ex2mcmc": lambda: _ex2mcmc_passes(o.get("ex2mcmc_iterations", 10), o.get("ex2mcmc_candidates", 10),
-                                           o.get("ex2mcmc_mala_steps", 5)),
-        # the flow's own passes are no network evaluations
-        "flex2mcmc": lambda: _ex2mcmc_passes(o.get("flex2mcmc_iterations", 20), o.get("flex2mcmc_candidates", 10),
-                                             o.get("flex2mcmc_mala_steps", 5)),
-        "prior-fit": lambda: 1.0 + (0.0 if fitted else _prior_fit_passes(o) / n),
-    }
-    return per_method[recipe.method]()
+    fitted_first method fits once is already fitted (tune fits it before round 0)."""
+    if recipe.method == GENERATOR:
+        return 1.0
+    return searched(recipe.method).cost(recipe.options, n, fitted)
 
 
 def _ex2mcmc_passes(iterations: int, candidates: int, mala_steps: int) -> float:
