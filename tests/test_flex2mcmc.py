@@ -7,10 +7,14 @@
   the chain moves to a fresh candidate at the rate (N - 1) / N; the chains' mean and variance are the target's;
 - on two far modes (weights 0.3 / 0.7) away from the prior, where Ex2MCMC's prior draws keep the split the
   chains started with, FlEx2MCMC finds the weights;
+- the defensive mixture (1 - a) q + a p0: its density is the mixture's, a share a of its draws are the prior's;
+  where the proposal missed the target the chains stall, and the mixture moves them at the rate its prior
+  draws predict (k / (k + 1) for k ~ Binomial(N - 1, a)) while they keep sampling the target;
 - the evaluations it reports are the passes through D; the same seed gives the same samples.
 """
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +26,8 @@ from conftest import DEVICE, Linear, MixtureLogit, invoke, one_line_error
 from ddls._torch import make_generator
 from ddls.errors import DDLSError
 from ddls.posthoc import default_config, run
-from ddls.posthoc.flex2mcmc import FlEx2MCMCConfig, run_chunk
+from ddls.posthoc.ex2mcmc import Ex2MCMCConfig, StandardNormal, run_chains
+from ddls.posthoc.flex2mcmc import DefensiveMixture, FlEx2MCMCConfig, run_chunk
 from ddls.posthoc.flows import RealNVP
 from ddls.posthoc.target import LatentLogit
 from ddls.sampling.energy import LatentEnergy, standard_normal_logpdf
@@ -156,6 +161,75 @@ def test_flex2mcmc_finds_the_mode_weights_where_ex2mcmc_with_the_prior_does_not(
     assert flex.info["frozen_global_acceptance"] > 0.5 and 0.5 < flex.info["acceptance"] <= 1
 
 
+# --- the defensive mixture (1 - a) q + a p0 ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FarProposal:
+    """N(6, 0.1^2 I): a proposal that missed a target near the origin (its draws weigh ~nothing there)."""
+
+    dim: int
+
+    def sample(self, n, generator):
+        return 6.0 + 0.1 * torch.randn(n, self.dim, generator=generator, device=generator.device)
+
+    def log_prob(self, z):
+        return standard_normal_logpdf((z - 6.0) / 0.1) - self.dim * math.log(0.1)
+
+
+def test_the_mixture_density_is_the_mixture_of_its_parts_and_integrates_to_one():
+    flow = randomised(RealNVP(2, layers=4, hidden=8, generator=make_generator(0, DEVICE)), seed=3).double()
+    mix = DefensiveMixture(flow, StandardNormal(2), 0.3)
+    side = torch.linspace(-12, 12, 601, device=DEVICE, dtype=torch.float64)
+    grid = torch.cartesian_prod(side, side)
+    with torch.no_grad():
+        density = mix.log_prob(grid).exp()
+        expected = 0.7 * flow.log_prob(grid).exp() + 0.3 * standard_normal_logpdf(grid).exp()
+    torch.testing.assert_close(density, expected)
+    assert abs(float(density.sum()) * float(side[1] - side[0]) ** 2 - 1) < 2e-3
+    # draws: a share 0.3 from the prior, told apart from the far proposal's by where they land
+    draws = DefensiveMixture(FarProposal(2), StandardNormal(2), 0.3).sample(20000, make_generator(1, DEVICE))
+    assert abs(float((draws[:, 0] < 3).double().mean()) - 0.3) < 0.015  # 4.6 standard errors
+
+
+@pytest.mark.parametrize("share", [0.25, 0.5])
+def test_a_missed_proposal_stalls_the_chains_and_the_mixture_restores_the_moves(share):
+    # target = the prior (d = 0): every prior draw weighs as much as a chain in the prior's mass, so with k of the
+    # N - 1 candidates from the prior a fresh one wins with probability k / (k + 1), k ~ Binomial(N - 1, share)
+    dim, n, candidates = 2, 4000, 10
+    target = LatentLogit(LatentEnergy(Linear(torch.eye(dim), [0.0] * dim).to(DEVICE), ZeroLogit(), dim))
+    config = Ex2MCMCConfig(iterations=5, candidates=candidates, mala_steps=0)
+    z0 = torch.randn(n, dim, generator=make_generator(0, DEVICE), device=DEVICE)
+    energy = lambda z: -standard_normal_logpdf(z) - target(z)  # noqa: E731
+    alone = run_chains(energy, z0, config, generator=make_generator(1, DEVICE), proposal=FarProposal(dim))
+    mixed = run_chains(energy, z0, config, generator=make_generator(1, DEVICE),
+                       proposal=DefensiveMixture(FarProposal(dim), StandardNormal(dim), share))
+    expected = sum(math.comb(candidates - 1, k) * share**k * (1 - share)**(candidates - 1 - k) * k / (k + 1)
+                   for k in range(candidates))
+    assert float(alone.moves.sum()) / (n * 5) < 1e-3
+    assert abs(float(mixed.moves.sum()) / (n * 5) - expected) < 0.02  # about 4 standard errors
+    z = mixed.state.position  # and the chains still sample the target
+    torch.testing.assert_close(z.mean(0), torch.zeros(dim), atol=0.07, rtol=0)
+    torch.testing.assert_close(z.var(0), torch.ones(dim), atol=0.1, rtol=0)
+
+
+class ZeroLogit(nn.Module):
+    def forward(self, x):
+        return torch.zeros(len(x), device=x.device)
+
+
+def test_flex2mcmc_with_a_prior_share_samples_the_far_gaussian():
+    target, n = far_gaussian(), 2000
+    flex = run("flex2mcmc", target, n, default_config("flex2mcmc", eps=0.05, flex2mcmc_prior_share=0.3, **SMALL),
+               seed=0)
+    z = flex.latents
+    torch.testing.assert_close(z.mean(0), M, atol=0.045, rtol=0)
+    torch.testing.assert_close(z.var(0), torch.full((D,), S**2), atol=0.035, rtol=0)
+    # prior draws never win here, the flow's do: about (k / (k + 1)) with k ~ Binomial(9, 0.7) flow candidates
+    expected = sum(math.comb(9, k) * 0.7**k * 0.3**(9 - k) * k / (k + 1) for k in range(10))
+    assert abs(flex.info["frozen_global_acceptance"] - expected) < 0.06
+
+
 def test_reported_evaluations_are_the_passes_through_d():
     target = two_modes()
     disc = target.energy.discriminator
@@ -179,7 +253,8 @@ def test_same_seed_same_samples():
 
 @pytest.mark.parametrize("fields", [{"adapt": 20}, {"adapt": -1}, {"iterations": 0}, {"candidates": 1},
                                     {"mala_steps": -1}, {"eps": 0.0}, {"flow_lr": float("inf")},
-                                    {"flow_layers": 0}, {"flow_hidden": 0}, {"flow_steps": 0}, {"chunk_size": 0}])
+                                    {"flow_layers": 0}, {"flow_hidden": 0}, {"flow_steps": 0}, {"chunk_size": 0},
+                                    {"prior_share": 1.0}, {"prior_share": -0.1}])
 def test_bad_settings_are_refused_in_one_line(fields):
     with pytest.raises(DDLSError) as err:
         FlEx2MCMCConfig(**fields)
@@ -191,14 +266,15 @@ def test_sample_command_runs_flex2mcmc_with_its_options(tmp_path):
     r = invoke("sample", "--ckpt", CKPT, "--method", "flex2mcmc", "--n", 40, "--eps", 1e-3,
                "--flex2mcmc-iterations", 3, "--flex2mcmc-adapt", 1, "--flex2mcmc-candidates", 3,
                "--flex2mcmc-mala-steps", 1, "--flex2mcmc-flow-layers", 2, "--flex2mcmc-flow-hidden", 8,
-               "--flex2mcmc-flow-lr", 0.02, "--flex2mcmc-flow-steps", 2, "--out", out)
+               "--flex2mcmc-flow-lr", 0.02, "--flex2mcmc-flow-steps", 2, "--flex2mcmc-prior-share", 0.25,
+               "--out", out)
     assert r.exit_code == 0, r.output
     with np.load(out) as npz:
         meta = json.loads(str(npz["meta"]))
         assert npz["x"].shape == (40, 2)
     assert meta["settings"] == {"iterations": 3, "adapt": 1, "candidates": 3, "mala_steps": 1, "eps": 1e-3,
                                 "flow_layers": 2, "flow_hidden": 8, "flow_lr": 0.02, "flow_steps": 2,
-                                "chunk_size": 5000}
+                                "prior_share": 0.25, "chunk_size": 5000}
     assert set(meta["info"]) == {"acceptance", "global_acceptance", "frozen_global_acceptance"}
     # 2 to start, then per move 2 candidates, 2 per MALA step and 2 per chain that moved
     moved = round(meta["info"]["global_acceptance"] * 40 * 3)
