@@ -12,7 +12,8 @@ steps per global move, so ddls runs 2m - 1 too; the package's step size is ddls'
   ddls ex2mcmc        ddls.posthoc.ex2mcmc.run_chains, the prior as proposal
   ddls flex2mcmc      ddls.posthoc.flex2mcmc.run_chunk: a RealNVP flow (--flow-layers couplings, --flow-hidden
                       units, ddls.posthoc.flows) as proposal, --flow-steps Adam steps (--flow-lr) on the forward
-                      KL over the chains' latents after each of the first --adapt moves, then frozen
+                      KL over the chains' latents after each of the first --adapt moves, then frozen; its
+                      candidates from the flow alone unless --prior-share a > 0 (the mixture (1 - a) q + a p0)
   package ex2mcmc     ex2mcmc.samplers.ex2mcmc, the prior as proposal
   package flex2mcmc   ex2mcmc.samplers.flex2mcmc with ex2mcmc.models.rnvp_minimal.MinimalRNVP as proposal
                       (--flow-layers couplings: num_blocks = layers / 2, each block two couplings; --flow-hidden
@@ -61,7 +62,7 @@ FAR_CENTER, FAR_SD = torch.tensor([4.0, 0.0]), 0.5
 def run_ddls_flex(energy, z0, *, iterations, adapt, candidates, mala_steps, eps, seed, flow):
     config = FlEx2MCMCConfig(iterations=iterations, adapt=adapt, candidates=candidates, mala_steps=mala_steps,
                              eps=eps, flow_layers=flow["layers"], flow_hidden=flow["hidden"], flow_lr=flow["lr"],
-                             flow_steps=flow["steps"], chunk_size=len(z0))
+                             flow_steps=flow["steps"], prior_share=flow["prior_share"], chunk_size=len(z0))
     out = run_chunk(energy, z0, config, generator=make_generator(seed))
     n = len(z0)
     return out.chains.state.position, {
@@ -142,6 +143,8 @@ def main(argv=None):
     p.add_argument("--flow-hidden", type=int, default=64, help="hidden units of the couplings' MLPs")
     p.add_argument("--flow-lr", type=float, default=0.01, help="Adam's step size on both flows")
     p.add_argument("--flow-steps", type=int, default=20, help="ddls: Adam steps per adaptation move")
+    p.add_argument("--prior-share", type=float, default=0.0,
+                   help="ddls: share of candidates from the prior (0: the flow alone, as the package proposes)")
     p.add_argument("--backward-kl-weight", type=float, default=0.0, help="the package's backward_kl_weight")
     p.add_argument("--reference-draws", type=int, default=4_000_000, help="prior draws for gmm25's target")
     p.add_argument("--json", action="store_true")
@@ -156,7 +159,7 @@ def main(argv=None):
     except ImportError:
         sys.exit("this comparison needs the package: pip install ex2mcmc")
     flow = {"layers": a.flow_layers, "hidden": a.flow_hidden, "lr": a.flow_lr, "steps": a.flow_steps,
-            "backward_kl_weight": a.backward_kl_weight}
+            "backward_kl_weight": a.backward_kl_weight, "prior_share": a.prior_share}
     results = [compare(name, problem, n=a.n, iterations=a.iterations, adapt=a.adapt, candidates=a.candidates,
                        package_mala=a.package_mala_steps, eps=eps, seeds=range(a.seeds), flow=flow)
                for name, problem, eps in problems(a.energies.split(","), a.n, a.reference_draws)]

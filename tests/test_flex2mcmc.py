@@ -112,7 +112,7 @@ def far_gaussian():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_on_a_gaussian_far_from_the_prior_the_flow_learns_it_and_global_moves_are_taken(seed):
     target, n = far_gaussian(), 2000
-    config = default_config("flex2mcmc", eps=0.05, **SMALL)
+    config = default_config("flex2mcmc", eps=0.05, flex2mcmc_prior_share=0.0, **SMALL)  # the flow alone
     flex = run("flex2mcmc", target, n, config, seed=seed)
     ex2 = run("ex2mcmc", target, n, default_config("ex2mcmc", eps=0.05, ex2mcmc_iterations=config.iterations),
               seed=seed)
@@ -218,15 +218,15 @@ class ZeroLogit(nn.Module):
         return torch.zeros(len(x), device=x.device)
 
 
-def test_flex2mcmc_with_a_prior_share_samples_the_far_gaussian():
-    target, n = far_gaussian(), 2000
-    flex = run("flex2mcmc", target, n, default_config("flex2mcmc", eps=0.05, flex2mcmc_prior_share=0.3, **SMALL),
-               seed=0)
+def test_flex2mcmc_at_its_default_prior_share_samples_the_far_gaussian():
+    target, n, a = far_gaussian(), 2000, FlEx2MCMCConfig().prior_share
+    assert 0 < a < 1
+    flex = run("flex2mcmc", target, n, default_config("flex2mcmc", eps=0.05, **SMALL), seed=0)
     z = flex.latents
     torch.testing.assert_close(z.mean(0), M, atol=0.045, rtol=0)
     torch.testing.assert_close(z.var(0), torch.full((D,), S**2), atol=0.035, rtol=0)
-    # prior draws never win here, the flow's do: about (k / (k + 1)) with k ~ Binomial(9, 0.7) flow candidates
-    expected = sum(math.comb(9, k) * 0.7**k * 0.3**(9 - k) * k / (k + 1) for k in range(10))
+    # prior draws never win here, the flow's do: about k / (k + 1) with k ~ Binomial(9, 1 - a) flow candidates
+    expected = sum(math.comb(9, k) * (1 - a)**k * a**(9 - k) * k / (k + 1) for k in range(10))
     assert abs(flex.info["frozen_global_acceptance"] - expected) < 0.06
 
 
