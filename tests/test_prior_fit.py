@@ -75,6 +75,49 @@ def test_samples_are_the_generator_at_the_fitted_latents_and_repeat_by_seed():
     assert not torch.allclose(a.samples, c.samples)
 
 
+def test_langevin_on_the_fitted_prior_samples_it_tilted_by_d():
+    """d(x) = w.x: the fit makes G's samples N(M, S), and q(z) exp(d(G(z)) / T) makes them N(M + S w / T, S)."""
+    w, temperature, n, steps = torch.tensor([2.0, -1.0]), 1.0, 4000, 300
+    d = nn.Sequential(nn.Linear(2, 1))
+    with torch.no_grad():
+        d[0].weight.copy_(w[None])
+        d[0].bias.zero_()
+    fit_settings = dict(kl=0.0, steps=401, lr=0.03, batch=1000, real=20000)  # a fit no other test makes
+    config = PriorFitConfig(**fit_settings, langevin_steps=steps, langevin_eps=0.05)
+    res = posthoc.run("prior-fit", target(d, temperature=temperature), n, config, seed=0, draw_real=draw_real)
+    x = res.samples.double()
+    expected = (M + S @ w / temperature).double()
+    assert float((expected - M.double()).norm()) > 1.0  # far from the fitted prior's own mean, M
+    assert torch.allclose(x.mean(0), expected, atol=0.1)
+    assert torch.allclose(torch.cov(x.T), S.double(), atol=0.15 * float(S.diagonal().max()))
+    # the latents are z = mu + A u in G's own latent space: G(z) gives the samples
+    torch.testing.assert_close(Linear(W, B)(res.latents), res.samples, atol=1e-5, rtol=1e-5)
+    assert res.evaluations == 2 * n * (steps + 1) + res.info["fit"]["evaluations"]
+    # the same fit as without the steps: they are no part of the fit (nor of its cache key)
+    plain = posthoc.run("prior-fit", target(d, temperature=temperature), n, PriorFitConfig(**fit_settings), seed=0,
+                        draw_real=draw_real)
+    assert torch.allclose(plain.samples.double().mean(0), M.double(), atol=0.1)
+    assert not res.info["fit"]["cached"] and plain.info["fit"]["cached"]
+
+
+def test_sample_command_runs_langevin_on_the_fitted_prior(tmp_path):
+    import json
+    from pathlib import Path
+
+    ckpt = Path(__file__).resolve().parents[1] / "pretrained" / "gmm25_wgangp.pt"
+    out = tmp_path / "s.npz"
+    r = invoke("sample", "--ckpt", ckpt, "--method", "prior-fit", "--prior-steps", 10, "--prior-real", 500,
+               "--prior-batch", 100, "--prior-langevin-steps", 3, "--prior-langevin-eps", 1e-3, "--n", 50, "--out", out)
+    assert r.exit_code == 0, r.output
+    with np.load(out) as npz:
+        meta = json.loads(str(npz["meta"]))
+    assert (meta["settings"]["langevin_steps"], meta["settings"]["langevin_eps"]) == (3, 1e-3)
+    assert meta["evaluations"] == 2 * 50 * (3 + 1) + meta["info"]["fit"]["evaluations"]
+    bad = invoke("sample", "--ckpt", ckpt, "--method", "prior-fit", "--prior-langevin-eps", 0, "--n", 5,
+                 "--out", tmp_path / "t.npz")
+    assert "--prior-langevin-eps" in one_line_error(bad, code=2)
+
+
 def test_the_fit_is_read_from_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("DDLS_CACHE_DIR", str(tmp_path))
     config = PriorFitConfig(steps=30, batch=200, real=2000)

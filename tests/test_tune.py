@@ -425,6 +425,8 @@ def test_prior_fit_is_searched_once_whatever_the_calibrations():
     pf = Recipe("prior-fit", 1.0, {"prior_steps": 10, "prior_batch": 100, "prior_real": 50})
     assert evaluations_per_sample(pf, 10) == 1 + (50 + 2 * 10 * 100 + 2 * 100) / 10
     assert evaluations_per_sample(pf, 10, fitted=True) == 1.0
+    langevin = Recipe("prior-fit", 3.0, {"prior_langevin_steps": 100})
+    assert evaluations_per_sample(langevin, 10, fitted=True) == 2 * 101
 
 
 def test_auto_methods_search_prior_fit_on_images_only():

@@ -19,6 +19,12 @@ settings and the seed.
 
 The features are D's, not the evaluation's: FID is measured on another network's features, so the fit
 does not optimise the score it is judged by.
+
+The fitted prior spreads and turns the samples; D's logit can then still sharpen them. With
+`langevin_steps` > 0 the samples are DDLS chains (ULA, step `langevin_eps`) on the fitted prior's latents:
+u ~ N(0, I) pushed through u -> G(mu + A u), on the energy -log N(u) - d(G(mu + A u)) / T, whose target is
+q(z) exp(d(G(z)) / T) (on the shipped SNGAN, N = 10,000: FID 10.36 with the prior alone, 9.63 with 100
+steps at T = 3, eps 0.01). The fit is the same either way (the cache key leaves these settings out).
 """
 from __future__ import annotations
 
@@ -38,6 +44,7 @@ from .progress import step_bar
 from .registry import POSITIVE, Setting, register
 from .target import LatentLogit, PosthocResult
 
+SAMPLING_ONLY = ("chunk_size", "langevin_steps", "langevin_eps")  # settings that leave the fit as it is
 REAL_STREAM = 7_000_201  # keys of the fit's random streams (see derived_seed)
 FIT_STREAM = 7_000_202
 VARIED = 1e-4  # a feature direction counts when its singular value is above this share of the largest
@@ -54,6 +61,8 @@ class PriorFitConfig:
     directions: int = 128  # leading principal directions of the real features compared
     layer: str = ""  # a module of D whose output are the features ("": the input of D's last layer)
     seed: int = 0  # the fit's random streams (real draws, minibatches); the samples follow the run's seed
+    langevin_steps: int = 0  # DDLS steps on the fitted prior's latents (0: its draws as they are)
+    langevin_eps: float = 0.01  # their step size
     chunk_size: int = 5000
 
     def __post_init__(self):
@@ -61,6 +70,9 @@ class PriorFitConfig:
                 or self.directions < 1 or self.chunk_size < 1 or not 0 <= self.average <= 1:
             raise DDLSError("prior-fit needs kl >= 0, steps >= 0, lr > 0, batch >= 2, real >= 2, directions >= 1, "
                             "average in [0, 1] and chunk size >= 1")
+        if self.langevin_steps < 0 or not 0 < self.langevin_eps < float("inf"):
+            raise DDLSError(f"prior-fit needs langevin steps >= 0 and a positive finite langevin eps; got "
+                            f"{self.langevin_steps} and {self.langevin_eps}")
 
     @property
     def averaged(self) -> int:
@@ -232,7 +244,7 @@ def cached_fit(target: LatentLogit, draw_real, config: PriorFitConfig, *,
     if draw_real is None or energy.sigma > 0 or isinstance(energy.label, Tensor):
         return fit(target, draw_real, config, progress=progress)  # refuses with the reason
     real = draw_real(config.real, make_generator(derived_seed(config.seed, REAL_STREAM)))
-    settings = {k: v for k, v in config.to_dict().items() if k != "chunk_size"}
+    settings = {k: v for k, v in config.to_dict().items() if k not in SAMPLING_ONLY}
     parts = {"generator": cache.digest_modules(energy.generator), "features": _feature_probe(target, real, config),
              "real": cache.digest_tensors(real), "settings": settings, "latent_dim": energy.latent_dim,
              "label": energy.label}
@@ -280,6 +292,34 @@ def fit_evaluations(config: PriorFitConfig) -> int:
     return config.real + 2 * config.steps * config.batch + 2 * config.batch
 
 
+class AtFittedPrior(nn.Module):
+    """G at the fitted prior's latents: u -> G(mu + A u), so that u ~ N(0, I) gives G(z) with z ~ N(mu, A A^T)."""
+
+    def __init__(self, generator: nn.Module, mu: Tensor, a: Tensor):
+        super().__init__()
+        self.generator = generator
+        self.register_buffer("mu", mu)
+        self.register_buffer("a", a)
+
+    def forward(self, u: Tensor, *extra: Tensor) -> Tensor:
+        return self.generator((self.mu + u.flatten(1) @ self.a.T).view_as(u), *extra)
+
+
+def _langevin(target: LatentLogit, mu: Tensor, a: Tensor, n: int, config: PriorFitConfig, *, seed: int,
+              progress: bool) -> PosthocResult:
+    """DDLS chains on the fitted prior's latents (see the module's note); latents returned as z = mu + A u."""
+    from dataclasses import replace
+
+    from .registry import get
+
+    ddls = get("ddls")
+    at_fit = replace(target, energy=target.energy.replaced(generator=AtFittedPrior(target.energy.generator, mu, a)))
+    run_config = ddls.config_from(steps=config.langevin_steps, eps=config.langevin_eps, chunk_size=config.chunk_size)
+    out = ddls.sample(at_fit, n, run_config, seed=seed, progress=progress)
+    z = mu.cpu() + out.latents.flatten(1) @ a.T.cpu()
+    return PosthocResult(out.samples, z, out.evaluations, out.info)
+
+
 @register("prior-fit", PriorFitConfig, "a Gaussian latent prior fitted so that D's features of G(z) match the "
           "data's (spreads and turns, not only sharpens)", shared={"chunk_size": "chunk_size"}, needs_real=True,
           settings=[
@@ -296,12 +336,21 @@ def fit_evaluations(config: PriorFitConfig) -> int:
                       "Prior-fit: D's layer whose output are the features (empty: the input of D's last layer)."),
               Setting("--prior-seed", "seed", click.IntRange(min=0),
                       "Prior-fit: seed of the fit (--seed: of the samples)."),
+              Setting("--prior-langevin-steps", "langevin_steps", click.IntRange(min=0),
+                      "Prior-fit: DDLS steps on the fitted prior's latents, on d / --temperature (0: its draws "
+                      "as they are)."),
+              Setting("--prior-langevin-eps", "langevin_eps", POSITIVE, "Prior-fit: step size of those steps."),
           ])
 def sample(target: LatentLogit, n: int, config: PriorFitConfig = PriorFitConfig(), *, seed: int = 0,
            draw_real=None, progress: bool = False) -> PosthocResult:
-    """n samples G(mu + A e); chunk k draws e from the stream (seed, k), as the generator alone does. The fit
-    uses its own seed (config.seed), so runs of other seeds share one fit."""
+    """n samples G(mu + A e); chunk k draws e from the stream (seed, k), as the generator alone does (with
+    langevin_steps, DDLS chains from there). The fit uses its own seed (config.seed), so runs of other seeds
+    share one fit."""
     mu, a, record = cached_fit(target, draw_real, config, progress=progress)
+    if config.langevin_steps:
+        out = _langevin(target, mu, a, n, config, seed=seed, progress=progress)
+        return PosthocResult(out.samples, out.latents, out.evaluations + int(record["evaluations"]),
+                             {"fit": record, **out.info})
     xs, zs = [], []
     with torch.no_grad(), frozen(*target.modules()):
         for chunk in seeded_chunks(n, config.chunk_size, seed, target.device):

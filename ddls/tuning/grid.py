@@ -186,7 +186,7 @@ SEARCHED: dict[str, Searched] = {
     # 2e6-evaluation search, which then chose a weaker recipe (docs/results.md); calibration_free: a prior fitted
     # to D's features, and calibrations change D's last layer at most
     "prior-fit": Searched(lambda ts, es, steps: [Recipe("prior-fit", 1.0, {})],
-                          lambda o, n, fitted: 1.0 + (0.0 if fitted else _prior_fit_passes(o) / n),
+                          lambda o, n, fitted: _prior_fit_sampling(o) + (0.0 if fitted else _prior_fit_passes(o) / n),
                           image_only=True, fitted_first=True, calibration_free=True),
 }
 # the table's traits by name, for the search and the command's help
@@ -224,6 +224,12 @@ def _ex2mcmc_passes(iterations: int, candidates: int, mala_steps: int) -> float:
     if mala_steps == 0:
         return 1.0 + iterations * (candidates - 1.0)
     return 2.0 + iterations * (candidates - 1.0 + 2.0 * mala_steps + 1.0)
+
+
+def _prior_fit_sampling(options: dict) -> float:
+    """Per sample once fitted: one pass through G, or DDLS's passes with its Langevin steps."""
+    steps = options.get("prior_langevin_steps", 0)
+    return 2.0 * (steps + 1) if steps else 1.0
 
 
 def _prior_fit_passes(options: dict) -> float:

@@ -28,7 +28,8 @@ SHORT = {"noise_scale": "noise", "drs_gamma_percentile": "gamma%", "mh_chain_len
          "sir_pool_factor": "K", "ex2mcmc_iterations": "moves", "ex2mcmc_candidates": "N", "ex2mcmc_mala_steps": "mala",
          "flex2mcmc_iterations": "moves", "flex2mcmc_adapt": "adapt", "flex2mcmc_candidates": "N",
          "flex2mcmc_mala_steps": "mala", "flex2mcmc_flow_layers": "layers", "flex2mcmc_flow_hidden": "hidden",
-         "flex2mcmc_flow_lr": "flow_lr", "flex2mcmc_flow_steps": "flow_steps", "flex2mcmc_prior_share": "prior"}
+         "flex2mcmc_flow_lr": "flow_lr", "flex2mcmc_flow_steps": "flow_steps", "flex2mcmc_prior_share": "prior",
+         "prior_langevin_steps": "langevin", "prior_langevin_eps": "langevin_eps"}
 
 
 @dataclass(frozen=True)
