@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Iterator
 
 import click
@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from .._torch import derived_seed, frozen, make_generator, seeded_chunks
 from ..errors import DDLSError
 from .progress import step_bar
-from .registry import POSITIVE, Setting, register
+from .registry import POSITIVE, Setting, get, register
 from .target import LatentLogit, PosthocResult
 
 SAMPLING_ONLY = ("chunk_size", "langevin_steps", "langevin_eps")  # settings that leave the fit as it is
@@ -308,10 +308,6 @@ class AtFittedPrior(nn.Module):
 def _langevin(target: LatentLogit, mu: Tensor, a: Tensor, n: int, config: PriorFitConfig, *, seed: int,
               progress: bool) -> PosthocResult:
     """DDLS chains on the fitted prior's latents (see the module's note); latents returned as z = mu + A u."""
-    from dataclasses import replace
-
-    from .registry import get
-
     ddls = get("ddls")
     at_fit = replace(target, energy=target.energy.replaced(generator=AtFittedPrior(target.energy.generator, mu, a)))
     run_config = ddls.config_from(steps=config.langevin_steps, eps=config.langevin_eps, chunk_size=config.chunk_size)
