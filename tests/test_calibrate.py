@@ -59,10 +59,10 @@ def scripted_run(scores, *, higher=False, healthy=lambda: True, patience=2, step
 ])
 def test_train_early_stopped_keeps_the_best_d_and_stops_on_patience(higher, scores, best, best_step, stopped_at):
     d, run = scripted_run(scores, higher=higher)
-    assert (run.best, run.keeper.step, run.steps, run.stopped) == (best, best_step, stopped_at, "patience")
+    assert (run.best, run.best_step, run.steps, run.stopped) == (best, best_step, stopped_at, "patience")
     assert [s for s, _ in run.heldout_curve] == list(range(stopped_at + 1))
     assert [v for _, v in run.train_curve] == [float(s) for s in range(1, stopped_at + 1)]
-    assert (run.keeper.state is None) == (best_step == 0)
+    assert run.improved == (best_step > 0) == (run.keeper.state is not None)
     if run.keeper.state is not None:  # the kept weights are those of the best step, not the last
         assert float(run.keeper.state["weight"]) == float(best_step)
 

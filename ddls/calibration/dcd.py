@@ -125,7 +125,7 @@ def dcd(energy: LatentEnergy, draw_real: Draw, config: DCDConfig, *, heldout_rea
     evaluations += (2 * (config.chain_steps + 1) + 4) * cfg.batch_size * run.steps \
         + 2 * cfg.n_heldout * (len(run.heldout_curve) - 1)
     out = run.keeper.result(energy, start_map)
-    best, best_step, improved = run.best, run.keeper.step, run.keeper.state is not None
+    best, best_step, improved = run.best, run.best_step, run.improved
     step, stopped = run.steps, run.stopped
     record = {
         "kind": "dcd", **config.to_dict(), "steps_run": step, "stopped": stopped,

@@ -108,7 +108,7 @@ def finetune(energy: LatentEnergy, draw_real: Draw, config: FinetuneConfig, *, h
     # forward and backward, real and generated batches, per step; real and generated held-out sets per evaluation
     evaluations += 4 * cfg.batch_size * run.steps + 2 * cfg.n_heldout * (len(run.heldout_curve) - 1)
     out = run.keeper.result(energy, start_map)
-    best, best_step, improved = run.best, run.keeper.step, run.keeper.state is not None
+    best, best_step, improved = run.best, run.best_step, run.improved
     step, stopped, train_curve = run.steps, run.stopped, run.train_curve
     record = {
         "kind": "finetune", **asdict(cfg), "steps_run": step, "stopped": stopped,
@@ -165,6 +165,15 @@ class Trained(NamedTuple):
     diverged: int | None  # the step whose evaluation was not finite
     heldout_curve: list  # (step, held-out score), from (0, start)
     train_curve: list  # (step, mean of update()'s values since the last evaluation)
+
+    @property
+    def improved(self) -> bool:
+        """Whether some step beat the start (else keeper.result returns the start)."""
+        return self.keeper.state is not None
+
+    @property
+    def best_step(self) -> int:
+        return self.keeper.step
 
 
 def train_early_stopped(d: torch.nn.Module, cfg: FinetuneConfig, update: Callable[[], Tensor],
