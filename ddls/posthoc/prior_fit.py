@@ -305,15 +305,16 @@ class AtFittedPrior(nn.Module):
         return self.generator((self.mu + u.flatten(1) @ self.a.T).view_as(u), *extra)
 
 
-def _langevin(target: LatentLogit, mu: Tensor, a: Tensor, n: int, config: PriorFitConfig, *, seed: int,
-              progress: bool) -> PosthocResult:
-    """DDLS chains on the fitted prior's latents (see the module's note); latents returned as z = mu + A u."""
+def _langevin(target: LatentLogit, mu: Tensor, a: Tensor, record: dict, n: int, config: PriorFitConfig, *,
+              seed: int, progress: bool) -> PosthocResult:
+    """DDLS chains on the fitted prior's latents (see the module's note); latents returned as z = mu + A u,
+    the fit's passes and record added to the chains'."""
     ddls = get("ddls")
     at_fit = replace(target, energy=target.energy.replaced(generator=AtFittedPrior(target.energy.generator, mu, a)))
     run_config = ddls.config_from(steps=config.langevin_steps, eps=config.langevin_eps, chunk_size=config.chunk_size)
     out = ddls.sample(at_fit, n, run_config, seed=seed, progress=progress)
     z = mu.cpu() + out.latents.flatten(1) @ a.T.cpu()
-    return PosthocResult(out.samples, z, out.evaluations, out.info)
+    return PosthocResult(out.samples, z, out.evaluations + int(record["evaluations"]), {"fit": record, **out.info})
 
 
 @register("prior-fit", PriorFitConfig, "a Gaussian latent prior fitted so that D's features of G(z) match the "
@@ -344,9 +345,7 @@ def sample(target: LatentLogit, n: int, config: PriorFitConfig = PriorFitConfig(
     share one fit."""
     mu, a, record = cached_fit(target, draw_real, config, progress=progress)
     if config.langevin_steps:
-        out = _langevin(target, mu, a, n, config, seed=seed, progress=progress)
-        return PosthocResult(out.samples, out.latents, out.evaluations + int(record["evaluations"]),
-                             {"fit": record, **out.info})
+        return _langevin(target, mu, a, record, n, config, seed=seed, progress=progress)
     xs, zs = [], []
     with torch.no_grad(), frozen(*target.modules()):
         for chunk in seeded_chunks(n, config.chunk_size, seed, target.device):

@@ -229,7 +229,7 @@ def _ex2mcmc_passes(iterations: int, candidates: int, mala_steps: int) -> float:
 def _prior_fit_sampling(options: dict) -> float:
     """Per sample once fitted: one pass through G, or DDLS's passes with its Langevin steps."""
     steps = options.get("prior_langevin_steps", 0)
-    return 2.0 * (steps + 1) if steps else 1.0
+    return _steps({"steps": steps}) if steps else 1.0  # DDLS's own cost
 
 
 def _prior_fit_passes(options: dict) -> float:
